@@ -1,0 +1,84 @@
+import { Schema } from "effect";
+
+/** Discourse omits blank fields: a missing key means the empty string. */
+const OmittedBlank = Schema.optionalWith(Schema.String, {
+  default: () => "",
+  nullable: true,
+});
+
+/** `user` of `GET /u/{username}.json` and of `PUT /u/{username}.json`. */
+export const DiscourseUser = Schema.Struct({
+  id: Schema.Int,
+  username: Schema.String,
+  name: OmittedBlank,
+  location: OmittedBlank,
+  website: OmittedBlank,
+  bio_raw: OmittedBlank,
+  can_edit_name: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  can_change_bio: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  can_change_location: Schema.optionalWith(Schema.Boolean, {
+    default: () => true,
+  }),
+  can_change_website: Schema.optionalWith(Schema.Boolean, {
+    default: () => true,
+  }),
+  suspended_till: Schema.optional(Schema.NullOr(Schema.String)),
+});
+export type DiscourseUser = typeof DiscourseUser.Type;
+
+export const UserResponse = Schema.Struct({ user: DiscourseUser });
+
+export const UpdateResponse = Schema.Struct({
+  success: Schema.optional(Schema.String),
+  user: DiscourseUser,
+});
+
+export const EmailsResponse = Schema.Struct({
+  email: OmittedBlank,
+  secondary_emails: Schema.optionalWith(Schema.Array(Schema.String), {
+    default: () => [],
+  }),
+  unconfirmed_emails: Schema.optionalWith(Schema.Array(Schema.String), {
+    default: () => [],
+  }),
+});
+export type EmailsResponse = typeof EmailsResponse.Type;
+
+/** A row of `GET /admin/users/list/{flag}.json?show_emails=true`. */
+export const AdminUserRow = Schema.Struct({
+  id: Schema.Int,
+  username: Schema.String,
+  name: OmittedBlank,
+  email: OmittedBlank,
+  secondary_emails: Schema.optionalWith(Schema.Array(Schema.String), {
+    default: () => [],
+  }),
+  active: Schema.optional(Schema.Boolean),
+  admin: Schema.optional(Schema.Boolean),
+  moderator: Schema.optional(Schema.Boolean),
+  staged: Schema.optional(Schema.Boolean),
+  suspended_till: Schema.optional(Schema.NullOr(Schema.String)),
+});
+export type AdminUserRow = typeof AdminUserRow.Type;
+
+export const AdminUserPage = Schema.Array(AdminUserRow);
+
+/** The error body of most failures: 403, 404, 422 and JSON 429s. */
+export const ErrorBody = Schema.Struct({
+  errors: Schema.optional(Schema.Array(Schema.String)),
+  error_type: Schema.optional(Schema.String),
+  extras: Schema.optional(
+    Schema.Struct({
+      wait_seconds: Schema.optional(Schema.Number),
+      time_left: Schema.optional(Schema.String),
+    }),
+  ),
+});
+export type ErrorBody = typeof ErrorBody.Type;
+
+/** Profile fields the sync writes with `PUT /u/{username}.json`. */
+export interface ProfileUpdate {
+  readonly name?: string;
+  readonly location?: string;
+  readonly bio_raw?: string;
+}
