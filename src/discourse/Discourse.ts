@@ -1,11 +1,30 @@
-// CONTRACT STUB: the helper implementing the Discourse client replaces the
-// body of this file, keeping the exported names and signatures below.
-import { Context, Data, type Effect, type Option } from "effect";
-import type {
-  AdminUserRow,
-  DiscourseUser,
+import { Headers, HttpClient, HttpClientRequest } from "@effect/platform";
+import {
+  Clock,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  ParseResult,
+  Random,
+  Redacted,
+  Ref,
+  Schema,
+} from "effect";
+import { CurrentSettings } from "../settings.ts";
+import { makeRateLimiter } from "./RateLimiter.ts";
+import {
+  AdminUserPage,
+  type AdminUserRow,
+  type DiscourseUser,
   EmailsResponse,
-  ProfileUpdate,
+  ErrorBody,
+  type ProfileUpdate,
+  UpdateResponse,
+  UserResponse,
 } from "./schema.ts";
 
 /** 403 invalid_access for a bad key, or a 404 on an admin route. Fatal. */
@@ -57,7 +76,37 @@ export type DiscourseError =
   | DiscourseTransportError
   | DiscourseDecodeError;
 
-export class Discourse extends Context.Tag("Discourse")<Discourse, {
+/** Knobs of the client; tests and the benchmark shrink the waits. */
+export interface DiscourseOptions {
+  /** One attempt, response body included. */
+  readonly requestTimeout: Duration.DurationInput;
+  /** Retries after a 429 before giving up with DiscourseRateLimited. */
+  readonly maxRateLimitRetries: number;
+  /** Retries after a 5xx, a timeout or a lost connection. */
+  readonly maxFailureRetries: number;
+  /** First backoff after a failure; doubles each retry, jittered. */
+  readonly backoffBase: Duration.DurationInput;
+  readonly backoffCap: Duration.DurationInput;
+  /** The span `settings.discourse.requestsPerMinute` is counted over. */
+  readonly rateLimitWindow: Duration.DurationInput;
+  /** Wait after a 429 that says neither Retry-After nor wait_seconds. */
+  readonly defaultRateLimitWait: Duration.DurationInput;
+  /** Longest wait honoured for one 429, whatever the server asks. */
+  readonly maxRateLimitWait: Duration.DurationInput;
+}
+
+export const defaultDiscourseOptions: DiscourseOptions = {
+  requestTimeout: Duration.seconds(30),
+  maxRateLimitRetries: 8,
+  maxFailureRetries: 4,
+  backoffBase: Duration.millis(500),
+  backoffCap: Duration.seconds(30),
+  rateLimitWindow: Duration.minutes(1),
+  defaultRateLimitWait: Duration.seconds(5),
+  maxRateLimitWait: Duration.minutes(2),
+};
+
+export interface DiscourseService {
   /** `GET /u/{username}.json?skip_track_visit=true`; 404 is None. */
   readonly userByUsername: (
     username: string,
@@ -90,4 +139,555 @@ export class Discourse extends Context.Tag("Discourse")<Discourse, {
   ) => Effect.Effect<void, DiscourseError>;
   /** HTTP requests sent so far by this process, retries included. */
   readonly requestsSent: Effect.Effect<number>;
-}>() {}
+}
+
+/** One API call: what the operator reads in errors, and what goes on the wire. */
+interface Call {
+  /** Completes "could not …", e.g. `read user "alice"`. */
+  readonly what: string;
+  readonly method: "GET" | "PUT";
+  /** Already URL-encoded, starting with a slash. */
+  readonly path: string;
+  readonly query?: Readonly<Record<string, string>>;
+  readonly body?: unknown;
+}
+
+/** What one attempt brought back, before any judgement. */
+export type Attempt =
+  | {
+    readonly _tag: "Answered";
+    readonly status: number;
+    readonly headers: Readonly<Record<string, string>>;
+    readonly text: string;
+  }
+  | { readonly _tag: "Unanswered"; readonly reason: string };
+
+const excerptLength = 200;
+
+/** Collapses whitespace, drops HTML tags and cuts the text to an excerpt. */
+export const excerpt = (text: string, max: number = excerptLength): string => {
+  const looksLikeHtml = /^\s*</.test(text);
+  const plain = (looksLikeHtml ? text.replace(/<[^>]*>/g, " ") : text)
+    .replace(/\s+/g, " ")
+    .trim();
+  return plain.length > max ? `${plain.slice(0, max)}…` : plain;
+};
+
+const parseJson = (text: string): Option.Option<unknown> => {
+  try {
+    return Option.some(JSON.parse(text));
+  } catch {
+    return Option.none();
+  }
+};
+
+const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody);
+
+/** Discourse's own explanation in an error answer: JSON `errors`, or the text. */
+export const serverWords = (text: string): ReadonlyArray<string> => {
+  const json = parseJson(text);
+  if (Option.isSome(json)) {
+    const body = decodeErrorBody(json.value);
+    if (Option.isSome(body) && body.value.errors?.length) {
+      return body.value.errors.map((words) => excerpt(words));
+    }
+    const value = json.value;
+    if (typeof value === "object" && value !== null) {
+      const record = value as Record<string, unknown>;
+      if (typeof record.message === "string" && record.message.trim()) {
+        return [excerpt(record.message)];
+      }
+    }
+  }
+  const plain = excerpt(text);
+  return plain === "" ? [] : [plain];
+};
+
+/**
+ * Discourse also answers error_type invalid_access for plain "not permitted",
+ * so only its bad-credentials sentence marks the key or user as wrong.
+ */
+const isInvalidCredentials = (text: string): boolean =>
+  /api username or key is invalid/i.test(text);
+
+/**
+ * Seconds to wait after a 429: `Retry-After` (seconds or an HTTP date) or the
+ * JSON `extras.wait_seconds`, the longer when both are present.
+ */
+export const rateLimitWaitMillis = (
+  headers: Readonly<Record<string, string>>,
+  text: string,
+  now: number,
+): Option.Option<number> => {
+  const fromHeader = Option.fromNullable(headers["retry-after"]).pipe(
+    Option.flatMap((value) => {
+      const seconds = Number(value.trim());
+      if (value.trim() !== "" && Number.isFinite(seconds)) {
+        return Option.some(Math.max(0, seconds * 1000));
+      }
+      const date = Date.parse(value);
+      return Number.isNaN(date)
+        ? Option.none()
+        : Option.some(Math.max(0, date - now));
+    }),
+  );
+  const fromBody = parseJson(text).pipe(
+    Option.flatMap(decodeErrorBody),
+    Option.flatMap((body) => Option.fromNullable(body.extras?.wait_seconds)),
+    Option.filter(Number.isFinite),
+    Option.map((seconds) => Math.max(0, seconds * 1000)),
+  );
+  const waits = [fromHeader, fromBody].flatMap(Option.toArray);
+  return waits.length === 0 ? Option.none() : Option.some(Math.max(...waits));
+};
+
+/** Exponential, capped, with the upper half jittered so fibers spread out. */
+export const backoffMillis = (
+  baseMs: number,
+  capMs: number,
+  retry: number,
+  random01: number,
+): number => {
+  const ceiling = Math.min(capMs, baseMs * 2 ** retry);
+  return ceiling * (0.5 + 0.5 * random01);
+};
+
+const make = (tuning: Partial<DiscourseOptions>) =>
+  Effect.gen(function* () {
+    const options: DiscourseOptions = { ...defaultDiscourseOptions, ...tuning };
+    const settings = yield* CurrentSettings;
+    const client = yield* HttpClient.HttpClient;
+    const { apiUser, requestsPerMinute } = settings.discourse;
+    const apiKey = Redacted.value(settings.discourse.apiKey);
+    const baseUrl = settings.discourse.url.replace(/\/+$/, "");
+    const limiter = yield* makeRateLimiter({
+      limit: requestsPerMinute,
+      window: options.rateLimitWindow,
+    });
+    const sent = yield* Ref.make(0);
+    const timeout = Duration.decode(options.requestTimeout);
+    const backoffBaseMs = Duration.toMillis(options.backoffBase);
+    const backoffCapMs = Duration.toMillis(options.backoffCap);
+    const defaultWaitMs = Duration.toMillis(options.defaultRateLimitWait);
+    const maxWaitMs = Duration.toMillis(options.maxRateLimitWait);
+
+    // Server text is the only outside input in messages; a server echoing the
+    // request headers back must not leak the key into a log.
+    const scrub = (text: string) => text.split(apiKey).join("[redacted]");
+    const wordsOf = (text: string) => serverWords(text).map(scrub);
+    const quoted = (words: ReadonlyArray<string>) =>
+      words.length === 0 ? "no explanation given" : `"${words.join("; ")}"`;
+    const where = (call: Call) => `${call.method} ${call.path}`;
+    const credentialsAdvice =
+      `Check discourse.apiKey / DISCOURSE_API_KEY and discourse.apiUser / ` +
+      `DISCOURSE_API_USER (now "${apiUser}"): the key must exist, not be ` +
+      `revoked, belong to an admin, and be global (unscoped) for email changes.`;
+
+    const toRequest = (call: Call): HttpClientRequest.HttpClientRequest => {
+      const request = HttpClientRequest.make(call.method)(
+        `${baseUrl}${call.path}`,
+      ).pipe(
+        HttpClientRequest.setUrlParams(call.query ?? {}),
+        HttpClientRequest.setHeaders({
+          "Api-Key": apiKey,
+          "Api-Username": apiUser,
+          Accept: "application/json",
+        }),
+      );
+      return call.body === undefined
+        ? request
+        : HttpClientRequest.bodyUnsafeJson(request, call.body);
+    };
+
+    const attempt = (
+      request: HttpClientRequest.HttpClientRequest,
+    ): Effect.Effect<Attempt> =>
+      limiter.acquire.pipe(
+        Effect.zipRight(Ref.update(sent, (n) => n + 1)),
+        Effect.zipRight(
+          client.execute(request).pipe(
+            Effect.flatMap((response) =>
+              Effect.map(response.text, (text): Attempt => ({
+                _tag: "Answered",
+                status: response.status,
+                headers: response.headers,
+                text,
+              }))
+            ),
+            Effect.timeoutFail({
+              duration: timeout,
+              onTimeout: () =>
+                `no answer within ${Duration.format(timeout)} (timed out)`,
+            }),
+            Effect.catchAll((failure) =>
+              Effect.succeed<Attempt>({
+                _tag: "Unanswered",
+                reason: typeof failure === "string"
+                  ? failure
+                  : transportReason(failure),
+              })
+            ),
+            // Anything that prints this request (spans, logs) hides the key.
+            Effect.locallyWith(
+              Headers.currentRedactedNames,
+              (names) => [...names, "api-key"],
+            ),
+          ),
+        ),
+      );
+
+    type Verdict<A> =
+      | { readonly _tag: "Done"; readonly value: A }
+      | { readonly _tag: "Fatal"; readonly error: DiscourseError }
+      | {
+        readonly _tag: "RateLimited";
+        readonly waitMs: number;
+        readonly words: ReadonlyArray<string>;
+      }
+      | {
+        readonly _tag: "Failed";
+        readonly status: Option.Option<number>;
+        readonly detail: string;
+      }
+      | { readonly _tag: "Undecodable"; readonly detail: string };
+
+    const judge = <A>(
+      call: Call,
+      decode: (text: string) => Either.Either<A, string>,
+      outcome: Attempt,
+      now: number,
+    ): Verdict<A> => {
+      if (outcome._tag === "Unanswered") {
+        return {
+          _tag: "Failed",
+          status: Option.none(),
+          detail: scrub(outcome.reason),
+        };
+      }
+      const { status, text, headers } = outcome;
+      if (status >= 200 && status < 300) {
+        return Either.match(decode(text), {
+          onRight: (value): Verdict<A> => ({ _tag: "Done", value }),
+          onLeft: (detail): Verdict<A> => ({
+            _tag: "Undecodable",
+            detail: scrub(detail),
+          }),
+        });
+      }
+      const words = wordsOf(text);
+      const fatal = (error: DiscourseError): Verdict<A> => ({
+        _tag: "Fatal",
+        error,
+      });
+      if (status === 429) {
+        const waitMs = Option.getOrElse(
+          rateLimitWaitMillis(headers, text, now),
+          () => defaultWaitMs,
+        );
+        return {
+          _tag: "RateLimited",
+          waitMs: Math.min(waitMs, maxWaitMs),
+          words,
+        };
+      }
+      if (status >= 500) {
+        return {
+          _tag: "Failed",
+          status: Option.some(status),
+          detail: `HTTP ${status}: ${quoted(words)}`,
+        };
+      }
+      if (status === 401 || (status === 403 && isInvalidCredentials(text))) {
+        return fatal(
+          new DiscourseCredentialsRejected({
+            message: `Discourse rejected the API credentials when trying to ` +
+              `${call.what} (${where(call)}, HTTP ${status}: ${
+                quoted(words)
+              }). ${credentialsAdvice}`,
+          }),
+        );
+      }
+      if (status === 403) {
+        return fatal(
+          new DiscourseForbidden({
+            message:
+              `Discourse forbids API user "${apiUser}" to ${call.what} ` +
+              `(${where(call)}, HTTP 403: ${quoted(words)}). A site setting ` +
+              `(such as DiscourseConnect overriding this field) or a scoped API ` +
+              `key prevents it: change that on Discourse or set this field's ` +
+              `policy to "off".`,
+          }),
+        );
+      }
+      if (status === 404 && call.path.startsWith("/admin/")) {
+        return fatal(
+          new DiscourseCredentialsRejected({
+            message: `Discourse answered 404 when trying to ${call.what} ` +
+              `(${
+                where(call)
+              }). Discourse answers 404 on /admin/ routes when ` +
+              `the API key is invalid or its user is not an admin. ${credentialsAdvice}`,
+          }),
+        );
+      }
+      if (status === 404) {
+        return fatal(
+          new DiscourseNotFound({
+            message: `Discourse has no such user: could not ${call.what} ` +
+              `(${where(call)}, HTTP 404: ${quoted(words)}).`,
+          }),
+        );
+      }
+      if (status >= 400) {
+        return fatal(
+          new DiscourseValidationError({
+            errors: words,
+            message: `Discourse refused to ${call.what} (${where(call)}, ` +
+              `HTTP ${status}: ${quoted(words)}). Fix the value in Moodle, ` +
+              `or set this field's policy to "off".`,
+          }),
+        );
+      }
+      return {
+        _tag: "Undecodable",
+        detail: `unexpected HTTP ${status}: ${quoted(words)}`,
+      };
+    };
+
+    const execute = <A>(
+      call: Call,
+      decode: (text: string) => Either.Either<A, string>,
+    ): Effect.Effect<A, DiscourseError> => {
+      const request = toRequest(call);
+      const loop = (retries: {
+        readonly rateLimited: number;
+        readonly failed: number;
+        readonly undecodable: number;
+      }): Effect.Effect<A, DiscourseError> =>
+        Effect.gen(function* () {
+          const outcome = yield* attempt(request);
+          const now = yield* Clock.currentTimeMillis;
+          const verdict = judge(call, decode, outcome, now);
+          switch (verdict._tag) {
+            case "Done":
+              return verdict.value;
+            case "Fatal":
+              return yield* Effect.fail(verdict.error);
+            case "RateLimited": {
+              if (retries.rateLimited >= options.maxRateLimitRetries) {
+                return yield* Effect.fail(
+                  new DiscourseRateLimited({
+                    message: `Discourse still answered 429 (rate limited) ` +
+                      `after ${retries.rateLimited} retries when trying to ` +
+                      `${call.what} (${where(call)}: ${
+                        quoted(verdict.words)
+                      }). Another client is spending the site's admin API ` +
+                      `budget: lower discourse.requestsPerMinute (now ` +
+                      `${requestsPerMinute}) or run again later.`,
+                  }),
+                );
+              }
+              yield* Effect.logDebug(
+                `Discourse 429 on ${where(call)}: every request waits ${
+                  Math.round(verdict.waitMs)
+                } ms`,
+              );
+              // The budget is shared: hold every fiber, not only this one.
+              yield* limiter.holdFor(Duration.millis(verdict.waitMs));
+              return yield* loop({
+                ...retries,
+                rateLimited: retries.rateLimited + 1,
+              });
+            }
+            case "Failed": {
+              if (retries.failed >= options.maxFailureRetries) {
+                const attempts = retries.failed + 1;
+                return yield* Effect.fail(
+                  Option.match(verdict.status, {
+                    onSome: (status): DiscourseError =>
+                      new DiscourseServerError({
+                        status,
+                        message: `Discourse failed on each of ${attempts} ` +
+                          `attempts to ${call.what} (${where(call)}, last ` +
+                          `${verdict.detail}). Check the Discourse server's ` +
+                          `health and logs, then run again.`,
+                      }),
+                    onNone: (): DiscourseError =>
+                      new DiscourseTransportError({
+                        message: `Could not reach Discourse at ${baseUrl} on ` +
+                          `each of ${attempts} attempts to ${call.what} ` +
+                          `(${where(call)}, last: ${verdict.detail}). Check ` +
+                          `discourse.url and the network, then run again.`,
+                      }),
+                  }),
+                );
+              }
+              const random01 = yield* Random.next;
+              const delayMs = backoffMillis(
+                backoffBaseMs,
+                backoffCapMs,
+                retries.failed,
+                random01,
+              );
+              yield* Effect.logDebug(
+                `Discourse ${where(call)} failed (${verdict.detail}); ` +
+                  `retrying in ${Math.round(delayMs)} ms`,
+              );
+              yield* Effect.sleep(Duration.millis(delayMs));
+              return yield* loop({ ...retries, failed: retries.failed + 1 });
+            }
+            case "Undecodable": {
+              // A garbled body is usually a proxy hiccup: once more, not forever.
+              if (retries.undecodable >= 1) {
+                return yield* Effect.fail(
+                  new DiscourseDecodeError({
+                    message: `Discourse answered, twice, with a body this ` +
+                      `tool cannot read when trying to ${call.what} ` +
+                      `(${where(call)}: ${verdict.detail}). Check that ` +
+                      `discourse.url points at the Discourse site itself, ` +
+                      `not a proxy or login page.`,
+                  }),
+                );
+              }
+              return yield* loop({
+                ...retries,
+                undecodable: retries.undecodable + 1,
+              });
+            }
+          }
+        });
+      return loop({ rateLimited: 0, failed: 0, undecodable: 0 });
+    };
+
+    const json = <A, I>(schema: Schema.Schema<A, I>) => {
+      const decode = Schema.decodeUnknownEither(schema);
+      return (text: string): Either.Either<A, string> =>
+        Option.match(parseJson(text), {
+          onNone: () => Either.left(`not JSON: ${quotedExcerpt(text)}`),
+          onSome: (value) =>
+            Either.mapLeft(
+              decode(value),
+              (error) =>
+                `unexpected shape: ${
+                  excerpt(ParseResult.TreeFormatter.formatErrorSync(error), 300)
+                }`,
+            ),
+        });
+    };
+    const ignoreBody = (): Either.Either<void, string> => Either.void;
+
+    const user = encodeURIComponent;
+    const optionalUser = (
+      effect: Effect.Effect<DiscourseUser, DiscourseError>,
+    ) =>
+      effect.pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("DiscourseNotFound", () => Effect.succeedNone),
+      );
+    const readUser = json(UserResponse);
+    const readUpdate = json(UpdateResponse);
+    const readEmails = json(EmailsResponse);
+    const readAdminPage = json(AdminUserPage);
+
+    const service: DiscourseService = {
+      userByUsername: (username) =>
+        optionalUser(
+          execute({
+            what: `read user "${username}"`,
+            method: "GET",
+            path: `/u/${user(username)}.json`,
+            query: { skip_track_visit: "true" },
+          }, readUser).pipe(Effect.map((body) => body.user)),
+        ),
+      userByExternalId: (externalId) =>
+        optionalUser(
+          execute({
+            what: `read the user with external id "${externalId}"`,
+            method: "GET",
+            path: `/u/by-external/${user(externalId)}.json`,
+            query: { skip_track_visit: "true" },
+          }, readUser).pipe(Effect.map((body) => body.user)),
+        ),
+      emails: (username) =>
+        execute({
+          what: `read the emails of user "${username}"`,
+          method: "GET",
+          path: `/u/${user(username)}/emails.json`,
+        }, readEmails),
+      adminUserPage: (page, filter) =>
+        execute({
+          what: `list page ${page} of the active users${
+            filter?.email !== undefined
+              ? ` with email "${filter.email}"`
+              : filter?.filter !== undefined
+              ? ` matching "${filter.filter}"`
+              : ""
+          }`,
+          method: "GET",
+          path: "/admin/users/list/active.json",
+          query: {
+            show_emails: "true",
+            order: "created",
+            asc: "true",
+            page: String(page),
+            ...(filter?.filter !== undefined ? { filter: filter.filter } : {}),
+            ...(filter?.email !== undefined ? { email: filter.email } : {}),
+          },
+        }, readAdminPage),
+      updateProfile: (username, fields) =>
+        execute({
+          what: `update the profile of user "${username}"`,
+          method: "PUT",
+          path: `/u/${user(username)}.json`,
+          body: definedFields(fields),
+        }, readUpdate).pipe(Effect.map((body) => body.user)),
+      requestEmailChange: (username, email) =>
+        execute({
+          what: `request an email change for user "${username}"`,
+          method: "PUT",
+          path: `/u/${user(username)}/preferences/email.json`,
+          body: { email },
+        }, ignoreBody),
+      requestsSent: Ref.get(sent),
+    };
+    return service;
+  });
+
+const quotedExcerpt = (text: string) =>
+  text.trim() === "" ? "an empty body" : `"${excerpt(text)}"`;
+
+/** Only the fields the caller set: an absent key leaves Discourse's value alone. */
+const definedFields = (fields: ProfileUpdate): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(fields).filter(([, value]) => value !== undefined),
+  );
+
+const transportReason = (failure: unknown): string => {
+  const cause = typeof failure === "object" && failure !== null &&
+      "cause" in failure
+    ? (failure as { cause: unknown }).cause
+    : failure;
+  const text = cause instanceof Error
+    ? cause.message
+    : typeof failure === "object" && failure !== null && "reason" in failure
+    ? String((failure as { reason: unknown }).reason)
+    : "connection failed";
+  return excerpt(text);
+};
+
+export class Discourse extends Context.Tag("Discourse")<
+  Discourse,
+  DiscourseService
+>() {
+  /** The client with its waits tuned; the process's one rate limiter inside. */
+  static readonly layerWith = (
+    options: Partial<DiscourseOptions> = {},
+  ): Layer.Layer<Discourse, never, CurrentSettings | HttpClient.HttpClient> =>
+    Layer.effect(Discourse, make(options));
+
+  static readonly layer: Layer.Layer<
+    Discourse,
+    never,
+    CurrentSettings | HttpClient.HttpClient
+  > = Discourse.layerWith();
+}

@@ -1,7 +1,25 @@
-// CONTRACT STUB: the helper implementing the Moodle client replaces the body
-// of this file, keeping the exported names and signatures below.
-import { Context, Data, type Effect, type Option } from "effect";
-import type { MoodleRecord, MoodleWarning } from "./schema.ts";
+import { HttpClient, HttpClientRequest } from "@effect/platform";
+import type { HttpClientError } from "@effect/platform";
+import {
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  ParseResult,
+  Redacted,
+  Schedule,
+  Schema,
+} from "effect";
+import { CurrentSettings } from "../settings.ts";
+import {
+  MoodleException,
+  type MoodleRecord,
+  MoodleUser,
+  MoodleWarning,
+} from "./schema.ts";
 
 /** Moodle answered with an exception (HTTP 200 and an `exception` key). */
 export class MoodleApiError extends Data.TaggedError("MoodleApiError")<{
@@ -37,11 +55,431 @@ export interface MoodleUsers {
   readonly warnings: ReadonlyArray<MoodleWarning>;
 }
 
-export class Moodle extends Context.Tag("Moodle")<Moodle, {
+export interface MoodleService {
   /** Every user (`core_user_get_users`, email `%`), one request. */
   readonly allUsers: Effect.Effect<MoodleUsers, MoodleError>;
   /** One user by exact username (`core_user_get_users_by_field`). */
   readonly userByUsername: (
     username: string,
   ) => Effect.Effect<Option.Option<MoodleRecord>, MoodleError>;
-}>() {}
+}
+
+/** How patient the client is; tests shrink these. */
+export interface MoodleClientOptions {
+  /** Limit for one attempt, reading the body included. */
+  readonly timeout: Duration.DurationInput;
+  /** Further attempts after a 5xx, a timeout or a broken connection. */
+  readonly retries: number;
+  /** Pause before the first retry; it doubles for each one after. */
+  readonly retryDelay: Duration.DurationInput;
+}
+
+export const defaultMoodleClientOptions: MoodleClientOptions = {
+  // The all-users call is one unpaged reply: thousands of users with their
+  // HTML descriptions take a while for Moodle to build and send.
+  timeout: Duration.seconds(120),
+  retries: 3,
+  retryDelay: Duration.seconds(1),
+};
+
+// ---------------------------------------------------------------------------
+// Pure helpers
+
+/** A web service parameter, as PHP reads nested arrays from a form. */
+export type MoodleParam =
+  | string
+  | number
+  | boolean
+  | ReadonlyArray<MoodleParam>
+  | { readonly [key: string]: MoodleParam };
+
+const isParamList = (
+  value: MoodleParam,
+): value is ReadonlyArray<MoodleParam> => Array.isArray(value);
+
+/**
+ * Flattens parameters into PHP's bracket syntax:
+ * `{criteria: [{key: "email", value: "%"}]}` becomes
+ * `criteria[0][key]=email`, `criteria[0][value]=%`.
+ */
+export const moodleFormFields = (
+  params: Readonly<Record<string, MoodleParam>>,
+): Array<readonly [string, string]> => {
+  const fields: Array<readonly [string, string]> = [];
+  const add = (name: string, value: MoodleParam): void => {
+    if (isParamList(value)) {
+      value.forEach((item, index) => add(`${name}[${index}]`, item));
+    } else if (typeof value === "object") {
+      for (const [key, item] of Object.entries(value)) {
+        add(`${name}[${key}]`, item);
+      }
+    } else {
+      // PHP's clean_param reads booleans as 1/0.
+      fields.push([
+        name,
+        typeof value === "boolean" ? (value ? "1" : "0") : String(value),
+      ]);
+    }
+  };
+  for (const [name, value] of Object.entries(params)) add(name, value);
+  return fields;
+};
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const formatIssues = (error: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(error)
+    .map((issue) => {
+      const where = issue.path.length === 0 ? "" : `${issue.path.join(".")}: `;
+      const said = issue.message.length > 160
+        ? `${issue.message.slice(0, 160)}...`
+        : issue.message;
+      return `${where}${said}`;
+    })
+    .join("; ");
+
+const decodeUser = Schema.decodeUnknownEither(MoodleUser, { errors: "all" });
+
+/**
+ * One raw user record as the pipeline sees it: a malformed one carries
+ * whatever identifies it, so it shows up as that user's error instead of
+ * failing the whole fetch.
+ */
+export const toMoodleRecord = (raw: unknown): MoodleRecord => {
+  if (!isObject(raw)) {
+    return {
+      _tag: "Malformed",
+      id: undefined,
+      username: undefined,
+      problem: `the record is ${
+        Array.isArray(raw) ? "a list" : `${raw}`
+      }, not an object`,
+    };
+  }
+  return Either.match(decodeUser(raw), {
+    onRight: (user): MoodleRecord => ({ _tag: "Valid", user }),
+    onLeft: (error): MoodleRecord => ({
+      _tag: "Malformed",
+      id: typeof raw.id === "number" && Number.isInteger(raw.id)
+        ? raw.id
+        : undefined,
+      username: typeof raw.username === "string" ? raw.username : undefined,
+      problem: formatIssues(error),
+    }),
+  });
+};
+
+const recordId = (record: MoodleRecord): number | undefined =>
+  record._tag === "Valid" ? record.user.id : record.id;
+
+/** By id, as Moodle sends them; records with no readable id go last. */
+export const byMoodleId = (
+  records: ReadonlyArray<MoodleRecord>,
+): Array<MoodleRecord> =>
+  [...records].sort((a, b) =>
+    (recordId(a) ?? Number.POSITIVE_INFINITY) -
+    (recordId(b) ?? Number.POSITIVE_INFINITY)
+  );
+
+/** Where the operator must look, and what Moodle means by each errorcode. */
+export const moodleApiErrorMessage = (
+  host: string,
+  wsfunction: string,
+  exception: {
+    readonly errorcode: string;
+    readonly message: string;
+    readonly debuginfo?: string | null | undefined;
+  },
+): string => {
+  const { errorcode, message } = exception;
+  switch (errorcode) {
+    case "invalidtoken":
+      return `Moodle at ${host} rejected the token (invalidtoken): check moodle.token in the settings file or the MOODLE_TOKEN environment variable; Site administration > Server > Web services > Manage tokens lists the valid ones.`;
+    case "accessexception":
+      return `Moodle at ${host} refused ${wsfunction} for this token (accessexception): add ${wsfunction} to the token's external service in Site administration > Server > Web services > External services > Functions. If it is there, the token has expired or is restricted to other IP addresses (Manage tokens).`;
+    case "invalidrecord":
+      return `Moodle at ${host} does not know the web service function ${wsfunction} (invalidrecord): this Moodle version is probably too old or too new for it. Moodle said: ${message}`;
+    case "nopermissions":
+      return `The token's user on ${host} lacks a capability ${wsfunction} needs (nopermissions): give that user's role the capabilities it names, such as moodle/user:viewdetails, moodle/user:viewhiddendetails and moodle/course:useremail, or use a token of a user who has them. Moodle said: ${message}`;
+    case "wsaccessusersuspended":
+      return `The token's user on ${host} is suspended (wsaccessusersuspended): unsuspend that account, or create the token for an active user.`;
+    case "wsaccessusernologin":
+      return `The token's user on ${host} has the "No login" authentication method (wsaccessusernologin): give that account a real authentication method, or create the token for another user.`;
+    case "sitemaintenance":
+      return `Moodle at ${host} is in maintenance mode (sitemaintenance): run the sync again when maintenance is over.`;
+    default: {
+      const debug = exception.debuginfo
+        ? ` Debug info: ${exception.debuginfo}`
+        : "";
+      return errorcode.startsWith("wsaccessuser")
+        ? `The token's user on ${host} may not use web services (${errorcode}): ${message} Fix that account or create the token for another user.${debug}`
+        : `Moodle at ${host} answered ${wsfunction} with an error: ${message} (errorcode ${errorcode}).${debug}`;
+    }
+  }
+};
+
+const hostOf = (endpoint: string): string => {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return "(invalid moodle.endpoint)";
+  }
+};
+
+/** fetch wraps the useful words ("Connection refused") in its causes. */
+const deepestMessage = (cause: unknown): string | undefined => {
+  let found: string | undefined;
+  for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
+    if (cause.message !== "") found = cause.message;
+    cause = cause.cause;
+  }
+  return found;
+};
+
+const isRetriable = (error: MoodleError): boolean =>
+  error._tag === "MoodleTransportError" ||
+  (error._tag === "MoodleHttpError" && error.status >= 500);
+
+const UsersReply = Schema.Struct({
+  users: Schema.Array(Schema.Unknown),
+  warnings: Schema.optionalWith(Schema.Array(MoodleWarning), {
+    default: () => [],
+  }),
+});
+const UsersByFieldReply = Schema.Array(Schema.Unknown);
+
+// ---------------------------------------------------------------------------
+// The service
+
+/** The Moodle client for the current settings. */
+export const makeMoodle = (
+  options: Partial<MoodleClientOptions> = {},
+): Effect.Effect<
+  MoodleService,
+  never,
+  CurrentSettings | HttpClient.HttpClient
+> =>
+  Effect.gen(function* () {
+    const { timeout, retries, retryDelay } = {
+      ...defaultMoodleClientOptions,
+      ...options,
+    };
+    const settings = yield* CurrentSettings;
+    const client = yield* HttpClient.HttpClient;
+    const endpoint = settings.moodle.endpoint;
+    const token = Redacted.value(settings.moodle.token);
+    const host = hostOf(endpoint);
+
+    // Moodle echoes parts of requests in some messages; a token must never
+    // leave this module, whatever text carries it.
+    const scrub = (text: string): string =>
+      token.length > 0 ? text.split(token).join("(hidden)") : text;
+    const excerpt = (body: string): string => {
+      const flat = scrub(body).replace(/\s+/g, " ").trim();
+      return flat.length > 80 ? `${flat.slice(0, 80)}...` : flat;
+    };
+
+    const transportError = (
+      wsfunction: string,
+      error: HttpClientError.HttpClientError,
+    ) => {
+      const detail = scrub(
+        error.description ?? deepestMessage(error.cause) ?? error.reason,
+      );
+      return new MoodleTransportError({
+        message:
+          `Could not get ${wsfunction} from Moodle at ${host}: ${detail}. Check moodle.endpoint and that this machine can reach the site (network, proxy, firewall).`,
+      });
+    };
+
+    const httpError = (wsfunction: string, status: number, body: string) => {
+      if (status === 403 && body.trim() === "") {
+        return new MoodleHttpError({
+          status,
+          message:
+            `Moodle at ${host} refused the web service call (HTTP 403 with an empty body): web services or the REST protocol are disabled. An administrator enables them in Site administration > Advanced features > Enable web services, and in Site administration > Server > Web services > Manage protocols > REST.`,
+        });
+      }
+      const advice = status === 404
+        ? `: moodle.endpoint is probably wrong; it should be the site's https://<site>/webservice/rest/server.php`
+        : status >= 500
+        ? ": the server failed; try again later, or ask the Moodle administrator to check its logs"
+        : status === 401 || status === 403
+        ? ": access was denied, by Moodle or a proxy in front of it"
+        : "";
+      return new MoodleHttpError({
+        status,
+        message:
+          `Moodle at ${host} answered HTTP ${status} to ${wsfunction}${advice}.`,
+      });
+    };
+
+    const readJson = (wsfunction: string, body: string) =>
+      Effect.try({
+        try: () => JSON.parse(body) as unknown,
+        catch: () =>
+          new MoodleDecodeError({
+            message: /^\s*</.test(body)
+              ? `Moodle at ${host} answered ${wsfunction} with an HTML page instead of JSON (often a login or error page): moodle.endpoint is probably wrong; it should end in /webservice/rest/server.php.`
+              : `Moodle at ${host} answered ${wsfunction} with something that is not JSON (${body.length} bytes starting "${
+                excerpt(body)
+              }").`,
+          }),
+      });
+
+    const apiError = (wsfunction: string, json: Record<string, unknown>) => {
+      const exception = Either.getOrElse(
+        Schema.decodeUnknownEither(MoodleException)(json),
+        () => ({
+          errorcode: typeof json.errorcode === "string"
+            ? json.errorcode
+            : "unknown",
+          message: typeof json.message === "string"
+            ? json.message
+            : "(no message)",
+          debuginfo: undefined,
+        }),
+      );
+      return new MoodleApiError({
+        errorcode: exception.errorcode,
+        message: scrub(moodleApiErrorMessage(host, wsfunction, exception)),
+      });
+    };
+
+    const attempt = (
+      wsfunction: string,
+      request: HttpClientRequest.HttpClientRequest,
+    ) =>
+      client.execute(request).pipe(
+        Effect.flatMap((response) =>
+          Effect.map(response.text, (body) => ({
+            status: response.status,
+            body,
+          }))
+        ),
+        Effect.mapError((error) => transportError(wsfunction, error)),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new MoodleTransportError({
+              message: `Moodle at ${host} did not answer ${wsfunction} within ${
+                Duration.format(timeout)
+              }: the site may be overloaded or down.`,
+            }),
+        }),
+        Effect.filterOrElse(
+          ({ status }) => status >= 200 && status < 300,
+          ({ status, body }) =>
+            Effect.fail(httpError(wsfunction, status, body)),
+        ),
+      );
+
+    /**
+     * One web service call: the token travels only in the POST body (URLs
+     * and headers end up in proxy and server logs), transient failures are
+     * retried, and Moodle's HTTP-200 exception replies become errors.
+     */
+    const execute = <A, I>(
+      wsfunction: string,
+      params: Readonly<Record<string, MoodleParam>>,
+      reply: Schema.Schema<A, I>,
+    ): Effect.Effect<A, MoodleError> => {
+      const request = HttpClientRequest.post(endpoint).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyUrlParams([
+          ["wstoken", token],
+          ["wsfunction", wsfunction],
+          ["moodlewsrestformat", "json"],
+          ...moodleFormFields(params),
+        ]),
+      );
+      return attempt(wsfunction, request).pipe(
+        Effect.tapError((error) =>
+          isRetriable(error)
+            ? Effect.logDebug(`Moodle call failed, may retry: ${error.message}`)
+            : Effect.void
+        ),
+        Effect.retry({
+          schedule: Schedule.exponential(retryDelay),
+          times: retries,
+          while: isRetriable,
+        }),
+        Effect.mapError((error) =>
+          isRetriable(error) && retries > 0
+            ? error._tag === "MoodleHttpError"
+              ? new MoodleHttpError({
+                status: error.status,
+                message: `${error.message} (gave up after ${
+                  retries + 1
+                } attempts)`,
+              })
+              : new MoodleTransportError({
+                message: `${error.message} (gave up after ${
+                  retries + 1
+                } attempts)`,
+              })
+            : error
+        ),
+        Effect.flatMap(({ body }) => readJson(wsfunction, body)),
+        Effect.filterOrElse(
+          (json) => !(isObject(json) && "exception" in json),
+          (json) =>
+            Effect.fail(apiError(wsfunction, json as Record<string, unknown>)),
+        ),
+        Effect.flatMap((json) =>
+          Schema.decodeUnknown(reply, { errors: "all" })(json).pipe(
+            Effect.mapError((error) =>
+              new MoodleDecodeError({
+                message: scrub(
+                  `Moodle at ${host} answered ${wsfunction} with JSON of an unexpected shape: ${
+                    formatIssues(error)
+                  }`,
+                ),
+              })
+            ),
+          )
+        ),
+      );
+    };
+
+    const allUsers = execute(
+      "core_user_get_users",
+      { criteria: [{ key: "email", value: "%" }] },
+      UsersReply,
+    ).pipe(
+      Effect.map(({ users, warnings }): MoodleUsers => ({
+        records: byMoodleId(users.map(toMoodleRecord)),
+        warnings,
+      })),
+    );
+
+    const userByUsername = (username: string) =>
+      execute(
+        "core_user_get_users_by_field",
+        // Moodle cleans the value as a username and refuses upper case
+        // with invalidparameter instead of matching it.
+        { field: "username", values: [username.toLowerCase()] },
+        UsersByFieldReply,
+      ).pipe(
+        Effect.map((users) =>
+          Option.map(Option.fromNullable(users[0]), toMoodleRecord)
+        ),
+      );
+
+    return { allUsers, userByUsername };
+  });
+
+export class Moodle extends Context.Tag("Moodle")<Moodle, MoodleService>() {
+  static readonly layer: Layer.Layer<
+    Moodle,
+    never,
+    CurrentSettings | HttpClient.HttpClient
+  > = Layer.effect(Moodle, makeMoodle());
+
+  /** The same client with other timeouts and retries (tests, slow sites). */
+  static readonly layerWith = (
+    options: Partial<MoodleClientOptions>,
+  ): Layer.Layer<Moodle, never, CurrentSettings | HttpClient.HttpClient> =>
+    Layer.effect(Moodle, makeMoodle(options));
+}

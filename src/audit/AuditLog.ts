@@ -1,0 +1,207 @@
+import { FileSystem } from "@effect/platform";
+import { Context, Data, Effect, Layer } from "effect";
+import { stringify } from "csv-stringify/sync";
+
+/** The columns of the audit log, in order. One place decides them. */
+export const auditColumns = [
+  "timestamp",
+  "original_username",
+  "normalized_username",
+  "fullname",
+  "email",
+  "location",
+  "action",
+  "status",
+  "message",
+  "moodle_id",
+  "fields",
+  "before",
+  "after",
+] as const;
+
+export type AuditAction = "CREATE" | "UPDATE" | "EXCLUDE" | "ERROR";
+export type AuditStatus =
+  | "DRY_RUN"
+  | "SUCCESS"
+  | "EXISTS"
+  | "EXCLUDED"
+  | "SKIPPED"
+  | "VERIFY_FAILED"
+  | "ERROR"
+  | "EXCEPTION";
+
+/** What the pipeline knows about one user when it is done with them. */
+export interface AuditEntry {
+  readonly originalUsername: string;
+  readonly normalizedUsername: string;
+  readonly fullname: string;
+  readonly email: string;
+  readonly location: string;
+  readonly action: AuditAction;
+  readonly status: AuditStatus;
+  readonly message: string;
+  readonly moodleId: number | undefined;
+  readonly fields: ReadonlyArray<string>;
+  readonly before: Readonly<Record<string, string>>;
+  readonly after: Readonly<Record<string, string>>;
+}
+
+export type AuditRow = {
+  readonly [C in (typeof auditColumns)[number]]: string;
+};
+
+export type RunMode = "dryrun" | "apply";
+
+export class AuditLogError extends Data.TaggedError("AuditLogError")<{
+  readonly path: string;
+  readonly reason: string;
+}> {
+  override get message() {
+    return `Cannot write the audit log ${this.path}: ${this.reason}. ` +
+      "Check that logDir (or --log-dir) names a folder this user can write to.";
+  }
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+
+/** `2026-11-28T15:40:03.120+01:00`: local time with its offset. */
+export const isoWithOffset = (date: Date): string => {
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  const abs = Math.abs(offset);
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${
+    pad(date.getDate())
+  }T${pad(date.getHours())}:${pad(date.getMinutes())}:${
+    pad(date.getSeconds())
+  }.${pad(date.getMilliseconds(), 3)}${sign}${pad(Math.floor(abs / 60))}:${
+    pad(abs % 60)
+  }`;
+};
+
+/** `sync_log_{env}_{mode}_{YYYYMMDD_HHMMSS}.csv`, as the Python script named them. */
+export const logFileName = (env: string, mode: RunMode, date: Date): string =>
+  `sync_log_${
+    env.replace(/[^A-Za-z0-9_.-]/g, "_")
+  }_${mode}_${date.getFullYear()}${pad(date.getMonth() + 1)}${
+    pad(date.getDate())
+  }_${pad(date.getHours())}${pad(date.getMinutes())}${
+    pad(date.getSeconds())
+  }.csv`;
+
+/**
+ * Spreadsheets run a cell that starts with one of these as a formula, so an
+ * attacker-controlled Moodle field could execute in the operator's Excel.
+ */
+const formulaStart = /^[=+\-@\t\r]/;
+export const neutraliseFormula = (cell: string): string =>
+  formulaStart.test(cell) ? `'${cell}` : cell;
+
+export const toAuditRow = (entry: AuditEntry, at: Date): AuditRow => ({
+  timestamp: isoWithOffset(at),
+  original_username: entry.originalUsername,
+  normalized_username: entry.normalizedUsername,
+  fullname: entry.fullname,
+  email: entry.email,
+  location: entry.location,
+  action: entry.action,
+  status: entry.status,
+  message: entry.message,
+  moodle_id: entry.moodleId === undefined ? "" : String(entry.moodleId),
+  fields: entry.fields.join(";"),
+  before: entry.fields.length ? JSON.stringify(entry.before) : "",
+  after: entry.fields.length ? JSON.stringify(entry.after) : "",
+});
+
+const csvLine = (cells: ReadonlyArray<string>): string =>
+  stringify([cells.map(neutraliseFormula)], { record_delimiter: "windows" });
+
+export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
+  readonly path: string;
+  /** Appends one row and returns it; the row is on disk when this succeeds. */
+  readonly record: (
+    entry: AuditEntry,
+  ) => Effect.Effect<AuditRow, AuditLogError>;
+}>() {
+  /**
+   * A new log file in `dir`. Rows are appended one write at a time, so a run
+   * killed mid-way still leaves a file that parses, holding every finished
+   * user.
+   */
+  static readonly layer = (
+    options: {
+      readonly dir: string;
+      readonly env: string;
+      readonly mode: RunMode;
+      readonly now?: () => Date;
+    },
+  ) =>
+    Layer.scoped(
+      AuditLog,
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem;
+        const now = options.now ?? (() => new Date());
+        const fail = (path: string) => (error: unknown) =>
+          new AuditLogError({
+            path,
+            reason: error instanceof Error ? error.message : String(error),
+          });
+        yield* fs.makeDirectory(options.dir, { recursive: true }).pipe(
+          Effect.mapError(fail(options.dir)),
+        );
+        const file = yield* openFresh(
+          fs,
+          options.dir,
+          options.env,
+          options.mode,
+          now(),
+        );
+        const encoder = new TextEncoder();
+        const writeLine = (line: string) =>
+          file.handle.writeAll(encoder.encode(line)).pipe(
+            Effect.mapError(fail(file.path)),
+          );
+        yield* writeLine(csvLine(auditColumns));
+        // Rows from concurrent users must not interleave mid-line.
+        const lock = yield* Effect.makeSemaphore(1);
+        return {
+          path: file.path,
+          record: (entry: AuditEntry) => {
+            const row = toAuditRow(entry, now());
+            return lock.withPermits(1)(
+              writeLine(csvLine(auditColumns.map((c) => row[c]))),
+            ).pipe(Effect.as(row));
+          },
+        };
+      }),
+    );
+}
+
+/** Two runs started in the same second get `_2`, `_3`...: never overwrite a log. */
+const openFresh = (
+  fs: FileSystem.FileSystem,
+  dir: string,
+  env: string,
+  mode: RunMode,
+  date: Date,
+) =>
+  Effect.gen(function* () {
+    const base = logFileName(env, mode, date).replace(/\.csv$/, "");
+    for (let attempt = 1;; attempt++) {
+      const path = `${dir.replace(/\/+$/, "")}/${base}${
+        attempt === 1 ? "" : `_${attempt}`
+      }.csv`;
+      const opened = yield* fs.open(path, { flag: "wx" }).pipe(
+        Effect.map((handle) => ({ path, handle })),
+        Effect.catchIf(
+          (error) =>
+            error._tag === "SystemError" && error.reason === "AlreadyExists" &&
+            attempt < 100,
+          () => Effect.succeed(undefined),
+        ),
+        Effect.mapError((error) =>
+          new AuditLogError({ path, reason: error.message })
+        ),
+      );
+      if (opened) return opened;
+    }
+  });

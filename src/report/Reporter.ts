@@ -1,0 +1,14 @@
+import { Context, type Effect } from "effect";
+import type { RunMode } from "../audit/AuditLog.ts";
+import type { RunSummary, UserDone } from "../sync/outcome.ts";
+
+/** Where the run tells the operator what happens; the console or JSON lines. */
+export class Reporter extends Context.Tag("Reporter")<Reporter, {
+  readonly warn: (message: string) => Effect.Effect<void>;
+  readonly info: (message: string) => Effect.Effect<void>;
+  readonly start: (
+    run: { readonly mode: RunMode; readonly users: number },
+  ) => Effect.Effect<void>;
+  readonly userDone: (done: UserDone) => Effect.Effect<void>;
+  readonly finish: (summary: RunSummary) => Effect.Effect<void>;
+}>() {}

@@ -1,0 +1,155 @@
+import process from "node:process";
+import { Effect, Layer } from "effect";
+import { auditColumns } from "../audit/AuditLog.ts";
+import type { RunSummary, UserDone } from "../sync/outcome.ts";
+import { Reporter } from "./Reporter.ts";
+
+const clip = (value: string, width = 70): string => {
+  const flat = value.replace(/\r?\n/g, "⏎");
+  return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat;
+};
+
+const quote = (value: string) => `'${clip(value)}'`;
+
+const marks: Record<string, string> = {
+  DRY_RUN: "~",
+  SUCCESS: "✓",
+  EXISTS: "=",
+  EXCLUDED: "-",
+  SKIPPED: "·",
+  VERIFY_FAILED: "!",
+  ERROR: "✗",
+  EXCEPTION: "✗",
+};
+
+/** The lines a person reads for one user; quiet for users with nothing to do. */
+export const describeUser = (done: UserDone): ReadonlyArray<string> => {
+  const { entry } = done;
+  const interesting = done.changes.length > 0 ||
+    ["ERROR", "EXCEPTION", "VERIFY_FAILED"].includes(entry.status) ||
+    entry.action === "CREATE";
+  if (!interesting) return [];
+  const who = entry.normalizedUsername &&
+      entry.normalizedUsername !== entry.originalUsername
+    ? `${entry.normalizedUsername} (Moodle: ${entry.originalUsername})`
+    : entry.originalUsername || `Moodle id ${entry.moodleId ?? "?"}`;
+  return [
+    `${
+      marks[entry.status] ?? "?"
+    } ${who} ${entry.action}/${entry.status}: ${entry.message}`,
+    ...done.changes.map((c) =>
+      `    ${c.field}: ${quote(c.before)} → ${quote(c.after)}`
+    ),
+  ];
+};
+
+/** `UPDATE/SUCCESS 12, CREATE/DRY_RUN 3` ... in a stable order. */
+const countLines = (counts: Readonly<Record<string, number>>) =>
+  Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)).map((
+    [key, n],
+  ) => `  ${key.padEnd(22)} ${n}`);
+
+export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
+  "",
+  `Summary (${
+    summary.mode === "apply" ? "apply" : "dry-run"
+  }): ${summary.considered} users considered of ${summary.moodleUsers} in Moodle`,
+  ...countLines(summary.counts),
+  `  Discourse requests     ${summary.discourseRequests}`,
+  `  Elapsed                ${(summary.elapsedMs / 1000).toFixed(1)} s`,
+  `  Audit log              ${summary.logPath}`,
+  summary.nextOffset === undefined
+    ? summary.stoppedBy
+      ? `  Stopped early (${
+        summary.stoppedBy._tag === "Fatal"
+          ? summary.stoppedBy.message
+          : summary.stoppedBy._tag === "Interrupted"
+          ? "interrupted"
+          : "quit by the operator"
+      }); ${summary.notReached} users not reached: run the same batch again`
+      : "  The list is finished: no users after this batch."
+    : `  Next batch             --offset ${summary.nextOffset}`,
+  ...(summary.mode === "dryrun" && summary.pendingChanges > 0
+    ? [`  ${summary.pendingChanges} users would change: add --apply to write`]
+    : []),
+];
+
+const summaryJson = (summary: RunSummary) => ({
+  type: "summary",
+  mode: summary.mode,
+  moodle_users: summary.moodleUsers,
+  considered: summary.considered,
+  not_reached: summary.notReached,
+  counts: summary.counts,
+  pending_changes: summary.pendingChanges,
+  failures: summary.failures,
+  discourse_requests: summary.discourseRequests,
+  elapsed_ms: summary.elapsedMs,
+  log_path: summary.logPath,
+  offset: summary.offset,
+  next_offset: summary.nextOffset ?? null,
+  stopped_by: summary.stoppedBy ?? null,
+});
+
+const write = (stream: NodeJS.WriteStream, text: string) =>
+  Effect.sync(() => {
+    stream.write(text);
+  });
+
+/**
+ * People get diffs on stdout and a progress bar on stderr (only when stderr
+ * is a terminal); `--json` gets one object a user and a summary on stdout,
+ * nothing else, so it can be piped to jq.
+ */
+export const consoleReporter = (
+  options: { readonly json: boolean; readonly progress?: boolean },
+) =>
+  Layer.sync(Reporter, () => {
+    const showProgress = !options.json &&
+      (options.progress ?? Boolean(process.stderr.isTTY));
+    let total = 0;
+    let done = 0;
+    const bar = () => {
+      const width = 30;
+      const filled = total ? Math.round((done / total) * width) : width;
+      return `\r\x1b[K[${"#".repeat(filled)}${
+        ".".repeat(width - filled)
+      }] ${done}/${total} users`;
+    };
+    const clearBar = showProgress ? "\r\x1b[K" : "";
+    const printOut = (lines: ReadonlyArray<string>) =>
+      lines.length === 0 ? Effect.void : Effect.andThen(
+        write(process.stderr, clearBar),
+        write(process.stdout, lines.map((l) => `${l}\n`).join("")),
+      );
+    return {
+      warn: (message) =>
+        write(process.stderr, `${clearBar}warning: ${message}\n`),
+      info: (message) =>
+        options.json
+          ? Effect.void
+          : write(process.stderr, `${clearBar}${message}\n`),
+      start: ({ users }) =>
+        Effect.sync(() => {
+          total = users;
+          done = 0;
+        }),
+      userDone: (user) =>
+        Effect.gen(function* () {
+          done++;
+          if (options.json) {
+            const row = Object.fromEntries(
+              auditColumns.map((c) => [c, user.row[c]]),
+            );
+            yield* write(process.stdout, `${JSON.stringify(row)}\n`);
+            return;
+          }
+          yield* printOut(describeUser(user));
+          if (showProgress) yield* write(process.stderr, bar());
+        }),
+      finish: (summary) =>
+        options.json
+          ? write(process.stdout, `${JSON.stringify(summaryJson(summary))}\n`)
+          : printOut(describeSummary(summary)),
+    };
+  });

@@ -1,0 +1,103 @@
+import { Effect, Option } from "effect";
+import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
+import type { AdminUserRow, DiscourseUser } from "../discourse/schema.ts";
+
+/** A forum account as the diff needs it: the profile and the primary email. */
+export interface ForumAccount {
+  readonly user: DiscourseUser;
+  /** Undefined when the email was not looked up (email sync is off). */
+  readonly email: string | undefined;
+}
+
+/** Rows of the admin user list: the only way to read emails in bulk. */
+const adminPageSize = 100;
+
+/**
+ * How the run reads forum emails. Reading the whole admin list costs one
+ * request per 100 forum accounts; looking each user up costs one per user.
+ * The forum's accounts come from Moodle, so Moodle's size estimates the list.
+ */
+export const chooseEmailStrategy = (
+  usersToProcess: number,
+  moodleUsers: number,
+): "bulk" | "per-user" =>
+  Math.ceil(moodleUsers / adminPageSize) + 1 < usersToProcess
+    ? "bulk"
+    : "per-user";
+
+/**
+ * Reads admin list pages until every wanted username has been seen or the
+ * list ends: a batch at the start of the list stops early.
+ */
+export const readForumEmails = (
+  wanted: ReadonlySet<string>,
+  onPage?: (page: number) => Effect.Effect<void>,
+): Effect.Effect<ReadonlyMap<string, string>, DiscourseError, Discourse> =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const emails = new Map<string, string>();
+    let found = 0;
+    for (let page = 1;; page++) {
+      if (onPage) yield* onPage(page);
+      const rows: ReadonlyArray<AdminUserRow> = yield* discourse.adminUserPage(
+        page,
+      );
+      for (const row of rows) {
+        const key = row.username.toLowerCase();
+        if (!wanted.has(key)) continue;
+        if (!emails.has(key)) found++;
+        emails.set(key, row.email);
+      }
+      if (rows.length < adminPageSize || found >= wanted.size) return emails;
+    }
+  });
+
+/** One user's primary email, for runs too small to read the whole list. */
+const lookUpEmail = (
+  username: string,
+): Effect.Effect<string, DiscourseError, Discourse> =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const rows = yield* discourse.adminUserPage(1, { filter: username });
+    const row = rows.find((r) =>
+      r.username.toLowerCase() === username.toLowerCase()
+    );
+    if (row) return row.email;
+    // Staged accounts, or a filter matching more than a page: ask directly.
+    const emails = yield* discourse.emails(username);
+    return emails.email;
+  });
+
+export type EmailSource =
+  | { readonly _tag: "none" }
+  | { readonly _tag: "bulk"; readonly emails: ReadonlyMap<string, string> }
+  | { readonly _tag: "per-user" };
+
+/** The account a Discourse username names, or None when there is none. */
+export const fetchForumAccount = (
+  username: string,
+  emailSource: EmailSource,
+): Effect.Effect<Option.Option<ForumAccount>, DiscourseError, Discourse> =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const found = yield* discourse.userByUsername(username);
+    if (Option.isNone(found)) return Option.none();
+    const user = found.value;
+    const email = emailSource._tag === "none"
+      ? undefined
+      : emailSource._tag === "bulk"
+      ? emailSource.emails.get(user.username.toLowerCase()) ??
+        (yield* discourse.emails(user.username)).email
+      : yield* lookUpEmail(user.username);
+    return Option.some({ user, email });
+  });
+
+/** Pending (unconfirmed) addresses: read only when an email would change. */
+export const pendingEmails = (
+  username: string,
+): Effect.Effect<ReadonlyArray<string>, DiscourseError, Discourse> =>
+  Effect.flatMap(
+    Discourse,
+    (discourse) =>
+      Effect.map(discourse.emails(username), (e) => e.unconfirmed_emails),
+  );

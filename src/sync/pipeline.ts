@@ -1,0 +1,598 @@
+import { FileSystem } from "@effect/platform";
+import { Clock, Effect, Option, Ref, Stream } from "effect";
+import {
+  type AuditAction,
+  type AuditEntry,
+  AuditLog,
+  type AuditStatus,
+} from "../audit/AuditLog.ts";
+import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
+import { Moodle, type MoodleError } from "../moodle/Moodle.ts";
+import type { MoodleRecord, MoodleUser } from "../moodle/schema.ts";
+import { Reporter } from "../report/Reporter.ts";
+import { CurrentSettings, type Settings } from "../settings.ts";
+import { isReservedUsername, normalizeUsername } from "./normalize.ts";
+import { type DesiredProfile, desiredProfile } from "./profile.ts";
+import {
+  compileExclusions,
+  findCollisions,
+  parseExclusionFile,
+  selectBatch,
+} from "./select.ts";
+import {
+  chooseEmailStrategy,
+  type EmailSource,
+  fetchForumAccount,
+  type ForumAccount,
+  pendingEmails,
+  readForumEmails,
+} from "./fetchDiscourse.ts";
+import { diffProfile, type FieldChange, type Plan } from "./diff.ts";
+import { applyChanges, limitViolations, PartialWrite } from "./apply.ts";
+import { verifyProfile } from "./verify.ts";
+import type { RunSummary, StopReason, UserDone } from "./outcome.ts";
+import type { AuditLogError } from "../audit/AuditLog.ts";
+
+/** The operator's answer in `--interactive`. */
+export type Decision = "apply" | "skip" | "all" | "quit";
+
+export interface RunOptions {
+  readonly apply: boolean;
+  /** Only this Moodle username. */
+  readonly user: string | undefined;
+  readonly offset: number;
+  /** 0: every user from the offset on. */
+  readonly batchSize: number;
+  /** Send every enabled field even when equal: the repair after a restore. */
+  readonly force: boolean;
+  readonly concurrency: number;
+  /** Asked before each user's writes in `--interactive`. */
+  readonly confirm?: (
+    pending: { readonly entry: AuditEntry; readonly plan: Plan },
+  ) => Effect.Effect<Decision>;
+  /** Polled before each user: true once SIGINT/SIGTERM asked to stop. */
+  readonly stopRequested?: Effect.Effect<boolean>;
+}
+
+/** A Moodle record in list order, with what every later stage needs. */
+type Candidate =
+  | {
+    readonly _tag: "Malformed";
+    readonly record: Extract<MoodleRecord, { _tag: "Malformed" }>;
+  }
+  | {
+    readonly _tag: "User";
+    readonly user: MoodleUser;
+    readonly username: string;
+    readonly normalized: string;
+    readonly desired: DesiredProfile;
+  }
+  | { readonly _tag: "NoUsername"; readonly user: MoodleUser };
+
+const candidateOf = (
+  record: MoodleRecord,
+  settings: Settings,
+): Candidate => {
+  if (record._tag === "Malformed") return { _tag: "Malformed", record };
+  const user = record.user;
+  if (!user.username) return { _tag: "NoUsername", user };
+  return {
+    _tag: "User",
+    user,
+    username: user.username,
+    normalized: normalizeUsername(user.username, settings.username),
+    desired: desiredProfile(user, settings.location),
+  };
+};
+
+/** Errors after which no further user should be written. */
+const isFatal = (error: DiscourseError): boolean =>
+  error._tag === "DiscourseCredentialsRejected" ||
+  error._tag === "DiscourseTransportError";
+
+/**
+ * The sync: select -> exclude/collide -> fetch Discourse -> diff -> apply ->
+ * verify -> record. Every user considered ends as exactly one audit row.
+ */
+export const runSync = (
+  options: RunOptions,
+): Effect.Effect<
+  RunSummary,
+  MoodleError | DiscourseError | AuditLogError,
+  | Moodle
+  | Discourse
+  | AuditLog
+  | Reporter
+  | CurrentSettings
+  | FileSystem.FileSystem
+> =>
+  Effect.gen(function* () {
+    const settings = yield* CurrentSettings;
+    const moodle = yield* Moodle;
+    const discourse = yield* Discourse;
+    const audit = yield* AuditLog;
+    const reporter = yield* Reporter;
+    const startedAt = yield* Clock.currentTimeMillis;
+    const mode = options.apply ? "apply" : "dryrun";
+
+    const records = yield* loadMoodleUsers(options.user);
+    const candidates = records.map((r) => candidateOf(r, settings));
+    const collisions = findCollisions(
+      candidates.flatMap((c) =>
+        c._tag === "User"
+          ? [{ moodleUsername: c.username, discourseUsername: c.normalized }]
+          : []
+      ),
+    );
+    const excluded = compileExclusions({
+      patterns: [
+        ...settings.exclude.usernames,
+        ...(yield* readExclusionFile(settings.exclude.file)),
+      ],
+      suspended: settings.exclude.suspended,
+    });
+    const { batch, nextOffset } = options.user
+      ? { batch: candidates, nextOffset: undefined }
+      : selectBatch(candidates, options.offset, options.batchSize);
+
+    const rows = yield* Ref.make<Record<string, number>>({});
+    const stop = yield* Ref.make<StopReason | undefined>(undefined);
+    const pendingUsers = yield* Ref.make(0);
+    const considered = yield* Ref.make(0);
+    const applyAll = yield* Ref.make(false);
+
+    const finish = (
+      done: Omit<UserDone, "row">,
+    ): Effect.Effect<void, AuditLogError> =>
+      Effect.gen(function* () {
+        const row = yield* audit.record(done.entry);
+        const key = `${done.entry.action}/${done.entry.status}`;
+        yield* Ref.update(rows, (c) => ({ ...c, [key]: (c[key] ?? 0) + 1 }));
+        if (done.changes.length > 0 && done.entry.status !== "SUCCESS") {
+          yield* Ref.update(pendingUsers, (n) => n + 1);
+        }
+        yield* reporter.userDone({ ...done, row });
+      });
+
+    // Users that need the forum, and the cheapest way to read their emails.
+    const toProcess = batch.filter((
+      c,
+    ): c is Extract<Candidate, { _tag: "User" }> =>
+      c._tag === "User" && !excludedReason(c, excluded) &&
+      !collisions.has(c.normalized.toLowerCase()) &&
+      !isReservedUsername(c.normalized)
+    );
+    yield* reporter.start({ mode, users: batch.length });
+    const emailSource: EmailSource = yield* chooseEmailSource(
+      settings,
+      toProcess.map((c) => c.normalized.toLowerCase()),
+      records.length,
+    );
+
+    const processOne = (candidate: Candidate) =>
+      Effect.gen(function* () {
+        const stopped = (yield* Ref.get(stop)) !== undefined ||
+          (options.stopRequested ? yield* options.stopRequested : false);
+        if (stopped) {
+          yield* Ref.update(
+            stop,
+            (reason) => reason ?? { _tag: "Interrupted" } as const,
+          );
+          return;
+        }
+        yield* Ref.update(considered, (n) => n + 1);
+        const done = yield* decide(candidate).pipe(
+          Effect.catchAllDefect((defect) =>
+            Effect.succeed(
+              simple(
+                candidate,
+                "ERROR",
+                "EXCEPTION",
+                `unexpected failure: ${String(defect)}`,
+              ),
+            )
+          ),
+        );
+        yield* finish(done);
+      });
+
+    const decide = (
+      candidate: Candidate,
+    ): Effect.Effect<Omit<UserDone, "row">, never, Discourse> => {
+      switch (candidate._tag) {
+        case "Malformed":
+          return Effect.succeed(simple(
+            candidate,
+            "ERROR",
+            "ERROR",
+            `Moodle sent a record that cannot be read: ${candidate.record.problem}`,
+          ));
+        case "NoUsername":
+          return Effect.succeed(simple(
+            candidate,
+            "ERROR",
+            "ERROR",
+            "Moodle hides this user's username from the token's user: give it the capability moodle/user:viewalldetails",
+          ));
+        case "User":
+          return decideUser(candidate);
+      }
+    };
+
+    const decideUser = (
+      candidate: Extract<Candidate, { _tag: "User" }>,
+    ): Effect.Effect<Omit<UserDone, "row">, never, Discourse> => {
+      const reason = excludedReason(candidate, excluded);
+      if (reason) {
+        return Effect.succeed(simple(candidate, "EXCLUDE", "EXCLUDED", reason));
+      }
+      const others = collisions.get(candidate.normalized.toLowerCase());
+      if (others) {
+        return Effect.succeed(simple(
+          candidate,
+          "ERROR",
+          "ERROR",
+          `username collision: ${
+            others.filter((o) => o !== candidate.username).map((o) => `"${o}"`)
+              .join(", ")
+          } also become "${candidate.normalized}" in Discourse; none of them is synced until the Moodle usernames differ or they are excluded`,
+        ));
+      }
+      if (isReservedUsername(candidate.normalized)) {
+        return Effect.succeed(simple(
+          candidate,
+          "ERROR",
+          "ERROR",
+          `"${candidate.normalized}" is a username Discourse reserves; exclude this Moodle user or rename it`,
+        ));
+      }
+      return syncUser(candidate).pipe(
+        Effect.catchAll((error) =>
+          Effect.gen(function* () {
+            const discourseError = error instanceof PartialWrite
+              ? error.error
+              : error;
+            if (isFatal(discourseError)) {
+              yield* Ref.update(stop, (reason) =>
+                reason ?? {
+                  _tag: "Fatal",
+                  message: discourseError.message,
+                } as const);
+            }
+            return simple(
+              candidate,
+              "ERROR",
+              "ERROR",
+              error instanceof PartialWrite
+                ? `${
+                  error.written.join(", ")
+                } written, then the email change failed: ${error.error.message}`
+                : error.message,
+            );
+          })
+        ),
+      );
+    };
+
+    const syncUser = (candidate: Extract<Candidate, { _tag: "User" }>) =>
+      Effect.gen(function* () {
+        const account = yield* fetchForumAccount(
+          candidate.normalized,
+          emailSource,
+        );
+        if (Option.isNone(account)) {
+          return options.apply
+            ? simple(
+              candidate,
+              "CREATE",
+              "SKIPPED",
+              "not in Discourse: accounts are created at first SSO login",
+            )
+            : simple(
+              candidate,
+              "CREATE",
+              "DRY_RUN",
+              "not in Discourse: would be created at first SSO login",
+            );
+        }
+        const plan = yield* planFor(candidate.desired, account.value);
+        const username = account.value.user.username;
+        const withUsername = { ...candidate, normalized: username };
+        if (plan.changes.length === 0) {
+          return withPlan(
+            withUsername,
+            plan,
+            "UPDATE",
+            "EXISTS",
+            messageWith("already up to date", plan),
+          );
+        }
+        const tooLong = limitViolations(plan.changes);
+        if (tooLong.length > 0) {
+          return withPlan(
+            withUsername,
+            plan,
+            "ERROR",
+            "ERROR",
+            `not sent: ${tooLong.join("; ")}`,
+          );
+        }
+        if (!options.apply) {
+          return withPlan(
+            withUsername,
+            plan,
+            "UPDATE",
+            "DRY_RUN",
+            messageWith(`would update ${fieldList(plan.changes)}`, plan),
+          );
+        }
+        if (options.confirm && !(yield* Ref.get(applyAll))) {
+          const decision = yield* options.confirm({
+            entry: withPlan(withUsername, plan, "UPDATE", "DRY_RUN", "").entry,
+            plan,
+          });
+          if (decision === "all") yield* Ref.set(applyAll, true);
+          if (decision === "quit") {
+            yield* Ref.set(stop, { _tag: "OperatorQuit" });
+          }
+          if (decision === "skip" || decision === "quit") {
+            return withPlan(
+              withUsername,
+              plan,
+              "UPDATE",
+              "SKIPPED",
+              "skipped by the operator",
+            );
+          }
+        }
+        const applied = yield* applyChanges(username, plan.changes);
+        const mismatches = Option.match(applied.stored, {
+          onNone: () => [],
+          onSome: (stored) => verifyProfile(plan.changes, stored),
+        });
+        const emailNote = Option.match(applied.emailRequested, {
+          onNone: () => "",
+          onSome: (email) =>
+            `; email change to ${email} requested: it waits for the user's confirmation`,
+        });
+        if (mismatches.length > 0) {
+          return withPlan(
+            withUsername,
+            plan,
+            "UPDATE",
+            "VERIFY_FAILED",
+            `Discourse did not keep ${
+              mismatches.map((m) =>
+                `${m.field} (holds ${JSON.stringify(m.actual)})`
+              )
+                .join(", ")
+            }: a site setting may override it${emailNote}`,
+          );
+        }
+        return withPlan(
+          withUsername,
+          plan,
+          "UPDATE",
+          "SUCCESS",
+          messageWith(
+            `updated ${
+              fieldList(plan.changes.filter((c) => c.field !== "email"))
+            }`
+              .replace(/^updated $/, "") + emailNote,
+            plan,
+          ).replace(/^; /, ""),
+        );
+      });
+
+    const planFor = (desired: DesiredProfile, account: ForumAccount) =>
+      Effect.gen(function* () {
+        const { user } = account;
+        const current = {
+          name: user.name,
+          location: user.location,
+          bio: user.bio_raw,
+          // Not looked up: the policy cannot change it, so take it as equal.
+          email: account.email ?? desired.email,
+          pendingEmails: [] as ReadonlyArray<string>,
+        };
+        const editable = {
+          name: user.can_edit_name,
+          location: user.can_change_location,
+          bio: user.can_change_bio,
+          email: true,
+        };
+        const diffOptions = { force: options.force };
+        const plan = diffProfile(
+          desired,
+          current,
+          settings.fields,
+          editable,
+          diffOptions,
+        );
+        if (!plan.changes.some((c) => c.field === "email")) return plan;
+        const pending = yield* pendingEmails(user.username);
+        return diffProfile(
+          desired,
+          { ...current, pendingEmails: pending },
+          settings.fields,
+          editable,
+          diffOptions,
+        );
+      });
+
+    yield* Stream.fromIterable(batch).pipe(
+      Stream.mapEffect(processOne, {
+        concurrency: options.confirm ? 1 : options.concurrency,
+        unordered: true,
+      }),
+      Stream.runDrain,
+    );
+
+    const counts = yield* Ref.get(rows);
+    const consideredCount = yield* Ref.get(considered);
+    const stoppedBy = yield* Ref.get(stop);
+    const summary: RunSummary = {
+      mode,
+      moodleUsers: records.length,
+      considered: consideredCount,
+      notReached: batch.length - consideredCount,
+      counts,
+      pendingChanges: yield* Ref.get(pendingUsers),
+      failures: Object.entries(counts).filter(([key]) =>
+        /\/(ERROR|EXCEPTION|VERIFY_FAILED)$/.test(key)
+      ).reduce((sum, [, n]) => sum + n, 0),
+      discourseRequests: yield* discourse.requestsSent,
+      elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
+      logPath: audit.path,
+      offset: options.user ? 0 : options.offset,
+      // A stopped run resumes where it stopped, not after its batch.
+      nextOffset: stoppedBy ? undefined : nextOffset,
+      stoppedBy,
+    };
+    yield* reporter.finish(summary);
+    return summary;
+  });
+
+/** Every Moodle user in id order, or the one `--user` names. */
+const loadMoodleUsers = (user: string | undefined) =>
+  Effect.gen(function* () {
+    const moodle = yield* Moodle;
+    const reporter = yield* Reporter;
+    if (user === undefined) {
+      const all = yield* moodle.allUsers;
+      for (const warning of all.warnings) {
+        yield* reporter.warn(
+          `Moodle warning ${warning.warningcode}: ${warning.message}`,
+        );
+      }
+      return all.records;
+    }
+    const found = yield* moodle.userByUsername(user);
+    return Option.match(found, {
+      onNone: () => [] as ReadonlyArray<MoodleRecord>,
+      onSome: (record) => [record],
+    });
+  });
+
+/** The seed's excluded_users.txt; a missing file is fine and is not created. */
+const readExclusionFile = (path: string | undefined) =>
+  Effect.gen(function* () {
+    if (!path) return [];
+    const fs = yield* FileSystem.FileSystem;
+    const exists = yield* fs.exists(path).pipe(
+      Effect.orElseSucceed(() => false),
+    );
+    if (!exists) return [];
+    return yield* fs.readFileString(path).pipe(
+      Effect.map(parseExclusionFile),
+      Effect.catchAll((error) =>
+        Effect.flatMap(Reporter, (reporter) =>
+          reporter.warn(
+            `exclude.file ${path} cannot be read (${error.message}); no user is excluded by it`,
+          )).pipe(Effect.as([] as ReadonlyArray<string>))
+      ),
+    );
+  });
+
+const excludedReason = (
+  candidate: Extract<Candidate, { _tag: "User" }>,
+  byPattern: (username: string) => string | undefined,
+): string | undefined => byPattern(candidate.username) ?? undefined;
+
+const chooseEmailSource = (
+  settings: Settings,
+  wanted: ReadonlyArray<string>,
+  moodleUsers: number,
+) =>
+  Effect.gen(function* () {
+    if (settings.fields.email !== "overwrite" || wanted.length === 0) {
+      return { _tag: "none" } as const;
+    }
+    if (chooseEmailStrategy(wanted.length, moodleUsers) === "per-user") {
+      return { _tag: "per-user" } as const;
+    }
+    const reporter = yield* Reporter;
+    yield* reporter.info("Reading forum emails from the admin user list...");
+    return {
+      _tag: "bulk",
+      emails: yield* readForumEmails(new Set(wanted)),
+    } as const;
+  });
+
+const fieldList = (changes: ReadonlyArray<FieldChange>) =>
+  changes.map((c) => c.field).join(", ");
+
+const messageWith = (text: string, plan: Plan) =>
+  [text, ...plan.skipped.map((s) => `${s.field} skipped: ${s.reason}`)]
+    .filter((part) => part.length > 0).join("; ");
+
+const identity = (candidate: Candidate) => {
+  switch (candidate._tag) {
+    case "Malformed":
+      return {
+        originalUsername: candidate.record.username ?? "",
+        normalizedUsername: "",
+        fullname: "",
+        email: "",
+        location: "",
+        moodleId: candidate.record.id,
+      };
+    case "NoUsername":
+      return {
+        originalUsername: "",
+        normalizedUsername: "",
+        fullname: candidate.user.fullname,
+        email: candidate.user.email ?? "",
+        location: "",
+        moodleId: candidate.user.id,
+      };
+    case "User":
+      return {
+        originalUsername: candidate.username,
+        normalizedUsername: candidate.normalized,
+        fullname: candidate.desired.name,
+        email: candidate.desired.email,
+        location: candidate.desired.location,
+        moodleId: candidate.user.id,
+      };
+  }
+};
+
+const simple = (
+  candidate: Candidate,
+  action: AuditAction,
+  status: AuditStatus,
+  message: string,
+): Omit<UserDone, "row"> => ({
+  entry: {
+    ...identity(candidate),
+    action,
+    status,
+    message,
+    fields: [],
+    before: {},
+    after: {},
+  },
+  changes: [],
+  skipped: [],
+});
+
+const withPlan = (
+  candidate: Extract<Candidate, { _tag: "User" }>,
+  plan: Plan,
+  action: AuditAction,
+  status: AuditStatus,
+  message: string,
+): Omit<UserDone, "row"> => ({
+  entry: {
+    ...identity(candidate),
+    action,
+    status,
+    message,
+    fields: plan.changes.map((c) => c.field),
+    before: Object.fromEntries(plan.changes.map((c) => [c.field, c.before])),
+    after: Object.fromEntries(plan.changes.map((c) => [c.field, c.after])),
+  },
+  changes: plan.changes,
+  skipped: plan.skipped,
+});

@@ -1,0 +1,501 @@
+import assert from "node:assert/strict";
+import { type MoodleScenario, startFakeMoodle } from "./doubles/fakeMoodle.ts";
+import {
+  type DiscourseScenario,
+  type DiscourseScenarioUser,
+  startFakeDiscourse,
+} from "./doubles/fakeDiscourse.ts";
+import {
+  auditLogs,
+  doublesEnv,
+  type LogRow,
+  readLog,
+  runCli,
+  writeSettings,
+} from "./support/cli.ts";
+
+const columns = [
+  "timestamp",
+  "original_username",
+  "normalized_username",
+  "fullname",
+  "email",
+  "location",
+  "action",
+  "status",
+  "message",
+  "moodle_id",
+  "fields",
+  "before",
+  "after",
+];
+
+/**
+ * Twelve Moodle users covering the sync's cases, and a forum where some of
+ * them exist with stale data.
+ */
+const moodleUsers = (): MoodleScenario["users"] => [
+  { id: 1, username: "guest", fullname: "Guest user", email: "root@localhost" },
+  {
+    id: 2,
+    username: "admin.moodle",
+    fullname: "Site Admin",
+    email: "admin@uni.example",
+  },
+  {
+    id: 3,
+    username: "josé.núñez",
+    fullname: "José  Núñez ",
+    email: "jose@uni.example",
+    city: "Buenos Aires",
+    country: "AR",
+    description: "<p>Profesor de <strong>física</strong></p>",
+    descriptionformat: 1,
+  },
+  {
+    id: 4,
+    username: "margherita cospe",
+    fullname: "Margherita Cospe",
+    email: "margherita@uni.example",
+    city: "Firenze",
+    country: "IT",
+  },
+  {
+    id: 5,
+    username: "ana garcia",
+    fullname: "Ana García",
+    email: "ana1@uni.example",
+  },
+  {
+    id: 6,
+    username: "ana_garcia",
+    fullname: "Ana Garcia Lopez",
+    email: "ana2@uni.example",
+  },
+  {
+    id: 7,
+    username: "test.student",
+    fullname: "Test Student",
+    email: "test@uni.example",
+  },
+  {
+    id: 8,
+    username: "suspended.one",
+    fullname: "Suspended One",
+    email: "susp@uni.example",
+    suspended: true,
+  },
+  {
+    id: 9,
+    username: "new.person",
+    fullname: "New Person",
+    email: "new@uni.example",
+  },
+  {
+    id: 10,
+    username: "up.to.date",
+    fullname: "Up To Date",
+    email: "same@uni.example",
+    city: "Madrid",
+    country: "ES",
+    description: "Plain bio",
+    descriptionformat: 2,
+  },
+  {
+    id: 11,
+    username: "email.changer",
+    fullname: "Email Changer",
+    email: "new-address@uni.example",
+  },
+  {
+    id: 12,
+    username: "bio.filler",
+    fullname: "Bio Filler",
+    email: "bio@uni.example",
+    description: "<ul><li>one</li><li>two</li></ul>",
+    descriptionformat: 1,
+  },
+];
+
+const forumUsers = (): DiscourseScenarioUser[] => [
+  { id: 1, username: "system", email: "no_email@forum.example", admin: true },
+  {
+    id: 2,
+    username: "admin.moodle",
+    name: "Site Admin",
+    email: "admin@uni.example",
+  },
+  {
+    id: 3,
+    username: "jose.nunez",
+    name: "Jose Nunez",
+    email: "jose@uni.example",
+  },
+  {
+    id: 4,
+    username: "margherita_cospe",
+    name: "Margherita",
+    email: "margherita@uni.example",
+    location: "Roma, IT",
+    bio_raw: "old bio",
+  },
+  { id: 5, username: "ana_garcia", name: "Ana", email: "ana2@uni.example" },
+  { id: 6, username: "test.student", name: "Old", email: "test@uni.example" },
+  { id: 7, username: "suspended.one", name: "Old", email: "susp@uni.example" },
+  {
+    id: 8,
+    username: "up.to.date",
+    name: "Up To Date",
+    email: "same@uni.example",
+    location: "Madrid, ES",
+    bio_raw: "Plain bio",
+  },
+  {
+    id: 9,
+    username: "email.changer",
+    name: "Email Changer",
+    email: "old-address@uni.example",
+  },
+  {
+    id: 10,
+    username: "bio.filler",
+    name: "Bio Filler",
+    email: "bio@uni.example",
+  },
+];
+
+interface World {
+  readonly moodle: Awaited<ReturnType<typeof startFakeMoodle>>;
+  readonly discourse: Awaited<ReturnType<typeof startFakeDiscourse>>;
+  readonly dir: string;
+  readonly settingsPath: string;
+  readonly env: Record<string, string>;
+  readonly run: (args: string[]) => ReturnType<typeof runCli>;
+}
+
+const withWorld = async (
+  options: {
+    readonly settings?: Record<string, unknown>;
+    readonly discourse?: Partial<DiscourseScenario>;
+  },
+  body: (world: World) => Promise<void>,
+) => {
+  const moodle = await startFakeMoodle({
+    token: "moodle-token-3f9a",
+    users: moodleUsers(),
+  });
+  const discourse = await startFakeDiscourse({
+    apiKey: "discourse-key-77c1",
+    apiUser: "system",
+    users: forumUsers(),
+    rateLimit: {
+      adminPerMinute: 6000,
+      ipPer10Seconds: 6000,
+      ipPerMinute: 6000,
+    },
+    ...options.discourse,
+  });
+  const dir = await Deno.makeTempDir({ prefix: "sync-cli-" });
+  try {
+    const settingsPath = await writeSettings(dir, {
+      env: "test",
+      moodle: { endpoint: "http://placeholder.invalid", token: "x" },
+      discourse: {
+        url: "http://placeholder.invalid",
+        apiKey: "x",
+        requestsPerMinute: 6000,
+      },
+      logDir: dir,
+      exclude: { usernames: ["test*"] },
+      ...options.settings,
+    });
+    const env = doublesEnv(moodle, discourse);
+    await body({
+      moodle,
+      discourse,
+      dir,
+      settingsPath,
+      env,
+      run: (args) => runCli(["--settings", settingsPath, ...args], { env }),
+    });
+  } finally {
+    await moodle.close();
+    await discourse.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+};
+
+const snapshot = (world: World) =>
+  JSON.stringify([...world.discourse.users.values()]);
+
+const lastLog = async (world: World) => {
+  const logs = await auditLogs(world.dir);
+  assert.ok(logs.length > 0, "no audit log written");
+  return readLog(logs[logs.length - 1]);
+};
+
+const byMoodleId = (rows: LogRow[]) =>
+  new Map(rows.map((row) => [Number(row.moodle_id), row]));
+
+const writes = (world: World) =>
+  world.discourse.requests.filter((r) => r.method !== "GET");
+
+Deno.test("a dry-run shows the changes, writes nothing, and logs one row per user", async () => {
+  await withWorld({}, async (world) => {
+    const before = snapshot(world);
+    const result = await world.run(["--all"]);
+    assert.equal(result.code, 1, result.stderr); // the collision is an ERROR
+    assert.equal(snapshot(world), before);
+    assert.equal(writes(world).length, 0);
+
+    const { header, rows } = await lastLog(world);
+    assert.deepEqual(header, columns);
+    assert.equal(rows.length, moodleUsers().length);
+    const logs = await auditLogs(world.dir);
+    assert.match(logs[0], /sync_log_test_dryrun_\d{8}_\d{6}\.csv$/);
+
+    const row = byMoodleId(rows);
+    assert.equal(row.get(1)?.status, "EXCLUDED"); // guest
+    assert.equal(row.get(7)?.status, "EXCLUDED"); // test*
+    assert.match(row.get(7)?.message ?? "", /test\*/);
+    assert.equal(row.get(8)?.status, "EXCLUDED"); // suspended
+    assert.equal(row.get(5)?.action, "ERROR"); // collision
+    assert.match(row.get(5)?.message ?? "", /ana_garcia/);
+    assert.equal(row.get(6)?.action, "ERROR");
+    assert.equal(row.get(9)?.action, "CREATE");
+    assert.equal(row.get(9)?.status, "DRY_RUN");
+    assert.equal(row.get(10)?.status, "EXISTS");
+    assert.equal(row.get(3)?.status, "DRY_RUN");
+    assert.equal(row.get(3)?.normalized_username, "jose.nunez");
+    assert.equal(row.get(3)?.fields, "name;location;bio");
+    assert.deepEqual(JSON.parse(row.get(3)?.after ?? "{}"), {
+      name: "José Núñez",
+      location: "Buenos Aires, AR",
+      bio: "Profesor de **física**",
+    });
+    assert.match(
+      row.get(3)?.timestamp ?? "",
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$/,
+    );
+
+    assert.match(result.stdout, /name: 'Jose Nunez' → 'José Núñez'/);
+    assert.match(result.stdout, /Next batch|list is finished/);
+  });
+});
+
+Deno.test("--apply writes exactly the diff, verifies it, and a second run finds every user up to date", async () => {
+  await withWorld({}, async (world) => {
+    const first = await world.run(["--all", "--apply"]);
+    assert.equal(first.code, 1, first.stderr); // collisions stay errors
+    const jose = world.discourse.userByUsername("jose.nunez");
+    assert.equal(jose?.name, "José Núñez");
+    assert.equal(jose?.location, "Buenos Aires, AR");
+    assert.equal(jose?.bio_raw, "Profesor de **física**");
+    const margherita = world.discourse.userByUsername("margherita_cospe");
+    assert.equal(margherita?.location, "Firenze, IT");
+    assert.equal(margherita?.bio_raw ?? "", "");
+
+    // Each changed user costs exactly one profile write, carrying only its changes.
+    const puts = writes(world).filter((r) => /^\/u\/[^/]+\.json$/.test(r.path));
+    const putFor = (name: string) =>
+      puts.filter((r) => decodeURIComponent(r.path) === `/u/${name}.json`);
+    assert.equal(putFor("jose.nunez").length, 1);
+    assert.deepEqual(
+      Object.keys(JSON.parse(putFor("jose.nunez")[0].body)).sort(),
+      [
+        "bio_raw",
+        "location",
+        "name",
+      ],
+    );
+    assert.equal(putFor("up.to.date").length, 0);
+    // Colliding users are never written.
+    assert.equal(putFor("ana_garcia").length, 0);
+    assert.equal(world.discourse.userByUsername("ana_garcia")?.name, "Ana");
+    // Excluded users are never written.
+    assert.equal(putFor("test.student").length, 0);
+
+    assert.deepEqual(world.discourse.emailChangeRequests, [
+      { username: "email.changer", email: "new-address@uni.example" },
+    ]);
+    const applied = byMoodleId((await lastLog(world)).rows);
+    assert.equal(applied.get(3)?.status, "SUCCESS");
+    assert.equal(applied.get(9)?.status, "SKIPPED");
+    assert.equal(applied.get(11)?.status, "SUCCESS");
+    assert.match(applied.get(11)?.message ?? "", /confirmation/);
+
+    const writesAfterFirst = writes(world).length;
+    const second = await world.run(["--all", "--apply"]);
+    assert.equal(second.code, 1);
+    const again = byMoodleId((await lastLog(world)).rows);
+    for (const id of [2, 3, 4, 10, 12]) {
+      assert.equal(again.get(id)?.status, "EXISTS", `user ${id}`);
+    }
+    // The pending email change is not requested again.
+    assert.equal(again.get(11)?.status, "EXISTS");
+    assert.match(again.get(11)?.message ?? "", /awaiting/);
+    assert.equal(writes(world).length, writesAfterFirst);
+  });
+});
+
+Deno.test("batches tile the Moodle list exactly once and name the next offset", async () => {
+  await withWorld({}, async (world) => {
+    const seen: number[] = [];
+    const offsets = [0, 5, 10];
+    for (const offset of offsets) {
+      const result = await world.run([
+        "--batch-size",
+        "5",
+        "--offset",
+        String(offset),
+        "--json",
+      ]);
+      const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      const summary = lines.pop();
+      assert.equal(summary.type, "summary");
+      assert.equal(summary.next_offset, offset + 5 < 12 ? offset + 5 : null);
+      seen.push(...lines.map((row) => Number(row.moodle_id)));
+    }
+    assert.deepEqual(seen.sort((a, b) => a - b), [
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+      10,
+      11,
+      12,
+    ]);
+  });
+});
+
+Deno.test("--user processes one user, and an unknown user is a clear error", async () => {
+  await withWorld({}, async (world) => {
+    const one = await world.run(["--user", "josé.núñez", "--apply"]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(
+      world.discourse.userByUsername("jose.nunez")?.name,
+      "José Núñez",
+    );
+    const { rows } = await lastLog(world);
+    assert.equal(rows.length, 1);
+
+    const missing = await world.run(["--user", "nobody.here"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nobody\.here/);
+  });
+});
+
+Deno.test("--check exits 4 on drift and 0 when in step; -- before flags is accepted", async () => {
+  await withWorld(
+    { settings: { exclude: { usernames: ["ana*", "test*"] } } },
+    async (world) => {
+      const drift = await world.run(["--check", "--all"]);
+      assert.equal(drift.code, 4, drift.stderr);
+      const apply = await runCli([
+        "--",
+        "--settings",
+        world.settingsPath,
+        "--all",
+        "--apply",
+      ], {
+        env: world.env,
+      });
+      assert.equal(apply.code, 0, apply.stderr);
+      const clean = await world.run(["--check", "--all"]);
+      // The email change waits for the user's confirmation: not drift to act on.
+      assert.equal(clean.code, 0, clean.stdout);
+    },
+  );
+});
+
+Deno.test("--json prints only JSON on stdout", async () => {
+  await withWorld({}, async (world) => {
+    const result = await world.run(["--all", "--json"]);
+    const lines = result.stdout.trim().split("\n");
+    assert.equal(lines.length, moodleUsers().length + 1);
+    for (const line of lines) JSON.parse(line);
+    const first = JSON.parse(lines[0]);
+    assert.deepEqual(Object.keys(first), columns);
+  });
+});
+
+Deno.test("bad settings exit 2 naming the key, and contact nothing", async () => {
+  await withWorld(
+    { settings: { batchSize: "lots", concurrency: 0 } },
+    async (world) => {
+      const result = await world.run([]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /batchSize/);
+      assert.match(result.stderr, /concurrency/);
+      assert.equal(world.moodle.requests.length, 0);
+      assert.equal(world.discourse.requests.length, 0);
+    },
+  );
+});
+
+Deno.test("bad usage exits 2", async () => {
+  await withWorld({}, async (world) => {
+    assert.equal((await world.run(["--offset", "-3"])).code, 2);
+    assert.equal((await world.run(["--check", "--apply"])).code, 2);
+    assert.equal((await world.run(["--no-such-flag"])).code, 2);
+    const interactive = await world.run(["--interactive"]);
+    assert.equal(interactive.code, 2);
+    assert.match(interactive.stderr, /terminal/);
+  });
+});
+
+Deno.test("a rejected API key aborts with exit 3, writes nothing and prints no secret", async () => {
+  await withWorld({}, async (world) => {
+    const result = await runCli([
+      "--settings",
+      world.settingsPath,
+      "--all",
+      "--apply",
+    ], {
+      env: { ...world.env, DISCOURSE_API_KEY: "wrong-key-secret-5150" },
+    });
+    assert.equal(result.code, 3, result.stderr);
+    assert.equal(writes(world).length, 0);
+    assert.match(result.stderr + result.stdout, /DISCOURSE_API_KEY|apiKey/);
+    for (const text of [result.stdout, result.stderr]) {
+      assert.ok(!text.includes("wrong-key-secret-5150"));
+      assert.ok(!text.includes("moodle-token-3f9a"));
+    }
+  });
+});
+
+Deno.test("a bad Moodle token aborts with exit 3 and says what to check", async () => {
+  await withWorld({}, async (world) => {
+    const result = await runCli(["--settings", world.settingsPath], {
+      env: { ...world.env, MOODLE_TOKEN: "bad-token-9911" },
+    });
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /MOODLE_TOKEN|moodle\.token/);
+    assert.ok(!result.stderr.includes("bad-token-9911"));
+  });
+});
+
+Deno.test("--help and --version work", async () => {
+  const help = await runCli(["--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const flag of [
+      "--apply",
+      "--user",
+      "--batch-size",
+      "--offset",
+      "--check",
+      "--json",
+    ]
+  ) {
+    assert.ok(help.stdout.includes(flag), flag);
+  }
+  const version = await runCli(["--version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /\d+\.\d+\.\d+/);
+});

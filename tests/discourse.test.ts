@@ -1,0 +1,912 @@
+import assert from "node:assert/strict";
+import { FetchHttpClient } from "@effect/platform";
+import {
+  Clock,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  Layer,
+  Option,
+  Schema,
+  TestClock,
+  TestContext,
+} from "effect";
+import {
+  backoffMillis,
+  Discourse,
+  type DiscourseError,
+  type DiscourseOptions,
+  excerpt,
+  rateLimitWaitMillis,
+  serverWords,
+} from "../src/discourse/Discourse.ts";
+import {
+  initialLimiterState,
+  limiterPlan,
+  makeRateLimiter,
+  reserveSlot,
+} from "../src/discourse/RateLimiter.ts";
+import { CurrentSettings, Settings } from "../src/settings.ts";
+import {
+  type DiscourseScenario,
+  type DiscourseScenarioUser,
+  type FakeDiscourse,
+  startFakeDiscourse,
+} from "./doubles/fakeDiscourse.ts";
+
+const apiKey = "SECRET-KEY-7f3a9c1e5b2d4a6f8e0c";
+const wrongKey = "WRONG-SECRET-d41d8cd98f00b204e980";
+
+const people: DiscourseScenarioUser[] = [
+  {
+    id: 10,
+    username: "alice",
+    name: "Alice Liddell",
+    email: "alice@example.org",
+    location: "Oxford, GB",
+    bio_raw: "Curious *reader*.",
+    external_id: "101",
+    secondary_emails: ["alice@old.example.org"],
+    unconfirmed_emails: ["alice@new.example.org"],
+  },
+  {
+    id: 11,
+    username: "Bob.Smith",
+    name: "Bob Smith",
+    email: "bob@example.org",
+  },
+  { id: 12, username: "carol", email: "carol@example.org", location: "" },
+  ...Array.from({ length: 60 }, (_, i) => ({
+    id: 100 + i,
+    username: `member${i}`,
+    name: `Member ${i}`,
+    email: `member${i}@example.org`,
+  })),
+];
+
+/** Generous limits unless a test is about them: the admin window is shrunk. */
+const roomyLimits = {
+  adminPerMinute: 100_000,
+  ipPer10Seconds: 100_000,
+  ipPerMinute: 100_000,
+  windowMs: 1000,
+};
+
+/** Waits shrunk so the whole file runs in seconds. */
+const fast: Partial<DiscourseOptions> = {
+  requestTimeout: Duration.seconds(5),
+  backoffBase: Duration.millis(5),
+  backoffCap: Duration.millis(40),
+  rateLimitWindow: Duration.seconds(1),
+  defaultRateLimitWait: Duration.millis(50),
+  maxRateLimitWait: Duration.millis(100),
+};
+
+const startFake = (overrides: Partial<DiscourseScenario> = {}) =>
+  startFakeDiscourse({
+    apiKey,
+    apiUser: "sync_admin",
+    users: structuredClone(people),
+    rateLimit: roomyLimits,
+    ...overrides,
+  });
+
+interface RunOptions {
+  readonly key?: string;
+  readonly apiUser?: string;
+  readonly requestsPerMinute?: number;
+  readonly tuning?: Partial<DiscourseOptions>;
+}
+
+/** Runs `program` against the fake with a fresh client (fresh limiter). */
+const runWith = <A, E>(
+  fake: FakeDiscourse,
+  program: Effect.Effect<A, E, Discourse>,
+  options: RunOptions = {},
+): Promise<A> => {
+  const settings = Schema.decodeUnknownSync(Settings)({
+    moodle: {
+      endpoint: "http://127.0.0.1:9/webservice/rest/server.php",
+      token: "moodle-token-unused",
+    },
+    discourse: {
+      // The trailing slash must be tolerated.
+      url: `${fake.url}/`,
+      apiKey: options.key ?? fake.apiKey,
+      apiUser: options.apiUser ?? fake.apiUser,
+      requestsPerMinute: options.requestsPerMinute ?? 100_000,
+    },
+  });
+  const layer = Discourse.layerWith({ ...fast, ...options.tuning }).pipe(
+    Layer.provide(Layer.succeed(CurrentSettings, settings)),
+    Layer.provide(FetchHttpClient.layer),
+  );
+  return Effect.runPromise(Effect.provide(program, layer));
+};
+
+/** The failure of `program`, which must fail. */
+const failureOf = async <A>(
+  fake: FakeDiscourse,
+  program: Effect.Effect<A, DiscourseError, Discourse>,
+  options: RunOptions = {},
+): Promise<DiscourseError> => {
+  const result = await runWith(fake, Effect.either(program), options);
+  assert.ok(Either.isLeft(result), "expected the call to fail");
+  return result.left;
+};
+
+/** Every form an error can take when printed or logged. */
+const renderings = (error: DiscourseError): string[] => [
+  error.message,
+  String(error),
+  JSON.stringify(error),
+  Deno.inspect(error, { depth: 10 }),
+];
+
+const assertNoSecret = (error: DiscourseError) => {
+  for (const text of renderings(error)) {
+    assert.ok(!text.includes(apiKey), `API key leaked: ${text}`);
+    assert.ok(!text.includes(wrongKey), `API key leaked: ${text}`);
+  }
+};
+
+const requestsTo = (fake: FakeDiscourse, path: string) =>
+  fake.requests.filter((request) => request.path === path);
+
+const withFake = async (
+  scenario: Partial<DiscourseScenario>,
+  body: (fake: FakeDiscourse) => Promise<void>,
+) => {
+  const fake = await startFake(scenario);
+  try {
+    await body(fake);
+  } finally {
+    await fake.close();
+  }
+};
+
+const test = (
+  name: string,
+  scenario: Partial<DiscourseScenario>,
+  body: (fake: FakeDiscourse) => Promise<void>,
+) => Deno.test(name, () => withFake(scenario, body));
+
+// ---------------------------------------------------------------- operations
+
+test(
+  "userByUsername reads the user with auth headers and no profile view",
+  {},
+  async (fake) => {
+    const user = await runWith(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+    );
+    assert.ok(Option.isSome(user));
+    assert.equal(user.value.id, 10);
+    assert.equal(user.value.username, "alice");
+    assert.equal(user.value.name, "Alice Liddell");
+    assert.equal(user.value.location, "Oxford, GB");
+    assert.equal(user.value.bio_raw, "Curious *reader*.");
+
+    const [request] = requestsTo(fake, "/u/alice.json");
+    assert.ok(request, "GET /u/alice.json was sent");
+    assert.equal(request.method, "GET");
+    assert.equal(request.query.get("skip_track_visit"), "true");
+    assert.equal(request.headers.get("api-key"), apiKey);
+    assert.equal(request.headers.get("api-username"), "sync_admin");
+    assert.match(request.headers.get("accept") ?? "", /application\/json/);
+    for (const value of request.query.values()) {
+      assert.ok(!value.includes(apiKey), "the key never goes in the URL");
+    }
+  },
+);
+
+test("blank profile fields decode to the empty string", {}, async (fake) => {
+  const user = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("carol")),
+  );
+  assert.ok(Option.isSome(user));
+  assert.equal(user.value.name, "");
+  assert.equal(user.value.location, "");
+  assert.equal(user.value.bio_raw, "");
+  assert.equal(user.value.website, "");
+});
+
+test(
+  "userByUsername is None for a missing user and URL-encodes names",
+  {},
+  async (fake) => {
+    const [missing, odd, mixedCase] = await runWith(
+      fake,
+      Effect.flatMap(Discourse, (discourse) =>
+        Effect.all([
+          discourse.userByUsername("nobody"),
+          discourse.userByUsername("a b/c?d"),
+          discourse.userByUsername("bob.smith"),
+        ])),
+    );
+    assert.ok(Option.isNone(missing));
+    assert.ok(Option.isNone(odd));
+    assert.ok(Option.isSome(mixedCase), "lookup is case-insensitive");
+    assert.equal(mixedCase.value.username, "Bob.Smith");
+    const oddPaths = fake.requests.map((request) => request.path).filter((
+      path,
+    ) => path.startsWith("/u/a"));
+    assert.deepEqual(oddPaths, ["/u/a%20b%2Fc%3Fd.json"]);
+  },
+);
+
+test(
+  "userByExternalId finds the DiscourseConnect record, None when absent",
+  { site: { discourseConnectSecret: "connect-secret" } },
+  async (fake) => {
+    const [found, absent] = await runWith(
+      fake,
+      Effect.flatMap(Discourse, (discourse) =>
+        Effect.all([
+          discourse.userByExternalId("101"),
+          discourse.userByExternalId("999"),
+        ])),
+    );
+    assert.ok(Option.isSome(found));
+    assert.equal(found.value.username, "alice");
+    assert.ok(Option.isNone(absent));
+    assert.equal(requestsTo(fake, "/u/by-external/101.json").length, 1);
+  },
+);
+
+test(
+  "emails returns primary, secondary and unconfirmed addresses",
+  {},
+  async (fake) => {
+    const emails = await runWith(
+      fake,
+      Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+    );
+    assert.equal(emails.email, "alice@example.org");
+    assert.deepEqual(emails.secondary_emails, ["alice@old.example.org"]);
+    assert.deepEqual(emails.unconfirmed_emails, ["alice@new.example.org"]);
+    assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 1);
+  },
+);
+
+test(
+  "adminUserPage pages 100 rows with emails, and filters",
+  {},
+  async (fake) => {
+    const [first, second, byEmail, bySubstring] = await runWith(
+      fake,
+      Effect.flatMap(Discourse, (discourse) =>
+        Effect.all([
+          discourse.adminUserPage(1),
+          discourse.adminUserPage(2),
+          discourse.adminUserPage(1, { email: "bob@example.org" }),
+          discourse.adminUserPage(1, { filter: "member1" }),
+        ])),
+    );
+    const all = [...first, ...second];
+    // 63 scenario users plus the API user the double adds.
+    assert.ok(first.length >= 63 && first.length <= 100);
+    assert.equal(second.length, 0);
+    const alice = all.find((row) => row.username === "alice");
+    assert.equal(alice?.email, "alice@example.org");
+    assert.deepEqual(alice?.secondary_emails, ["alice@old.example.org"]);
+    assert.deepEqual(byEmail.map((row) => row.username), ["Bob.Smith"]);
+    assert.ok(bySubstring.length >= 11);
+    assert.ok(bySubstring.every((row) => row.username.includes("member1")));
+
+    const pages = requestsTo(fake, "/admin/users/list/active.json");
+    assert.equal(pages.length, 4);
+    for (const request of pages) {
+      assert.equal(request.query.get("show_emails"), "true");
+      assert.equal(request.query.get("order"), "created");
+      assert.equal(request.query.get("asc"), "true");
+    }
+    assert.deepEqual(pages.map((request) => request.query.get("page")), [
+      "1",
+      "2",
+      "1",
+      "1",
+    ]);
+    assert.equal(pages[2].query.get("email"), "bob@example.org");
+    assert.equal(pages[3].query.get("filter"), "member1");
+  },
+);
+
+test(
+  "updateProfile sends top-level JSON fields and returns the stored user",
+  {},
+  async (fake) => {
+    const stored = await runWith(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) =>
+          discourse.updateProfile("alice", {
+            location: "Wonderland",
+            bio_raw: "Down the *rabbit hole*.",
+          }),
+      ),
+    );
+    assert.equal(stored.location, "Wonderland");
+    assert.equal(stored.bio_raw, "Down the *rabbit hole*.");
+    assert.equal(stored.name, "Alice Liddell", "an absent field is left alone");
+    assert.equal(fake.users.get(10)?.location, "Wonderland");
+
+    const [request] = requestsTo(fake, "/u/alice.json").filter((r) =>
+      r.method === "PUT"
+    );
+    assert.deepEqual(JSON.parse(request.body), {
+      location: "Wonderland",
+      bio_raw: "Down the *rabbit hole*.",
+    });
+    assert.match(
+      request.headers.get("content-type") ?? "",
+      /application\/json/,
+    );
+    assert.equal(request.headers.get("api-key"), apiKey);
+  },
+);
+
+test("requestEmailChange succeeds on the empty 200 body", {}, async (fake) => {
+  await runWith(
+    fake,
+    Effect.flatMap(
+      Discourse,
+      (discourse) =>
+        discourse.requestEmailChange("Bob.Smith", "bob@new.example.org"),
+    ),
+  );
+  assert.deepEqual(fake.emailChangeRequests, [{
+    username: "Bob.Smith",
+    email: "bob@new.example.org",
+  }]);
+  const [request] = requestsTo(fake, "/u/Bob.Smith/preferences/email.json");
+  assert.equal(request.method, "PUT");
+  assert.deepEqual(JSON.parse(request.body), { email: "bob@new.example.org" });
+});
+
+test(
+  "requestsSent counts every request, retries included",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "5xx", count: 2, path: /alice/ });
+    const sent = await runWith(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) =>
+          discourse.userByUsername("alice").pipe(
+            Effect.zipRight(discourse.emails("alice")),
+            Effect.zipRight(discourse.requestsSent),
+          ),
+      ),
+    );
+    assert.equal(sent, 4);
+    assert.equal(fake.requests.length, 4);
+  },
+);
+
+// ---------------------------------------------------------------- error mapping
+
+test(
+  "a wrong API key is DiscourseCredentialsRejected naming the settings",
+  {},
+  async (fake) => {
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+      { key: wrongKey },
+    );
+    assert.equal(error._tag, "DiscourseCredentialsRejected");
+    assert.match(error.message, /discourse\.apiKey/);
+    assert.match(error.message, /DISCOURSE_API_KEY/);
+    assert.match(error.message, /DISCOURSE_API_USER/);
+    assert.match(error.message, /global|unscoped/);
+    assert.match(error.message, /alice/);
+    assertNoSecret(error);
+    assert.equal(fake.requests.length, 1, "credentials errors are not retried");
+  },
+);
+
+test(
+  "an unknown API user is DiscourseCredentialsRejected",
+  {},
+  async (fake) => {
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+      { apiUser: "no_such_admin" },
+    );
+    assert.equal(error._tag, "DiscourseCredentialsRejected");
+    assert.match(error.message, /no_such_admin/);
+    assertNoSecret(error);
+  },
+);
+
+test(
+  "a 404 on an admin route is DiscourseCredentialsRejected",
+  {},
+  async (fake) => {
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(Discourse, (discourse) => discourse.adminUserPage(1)),
+      { key: wrongKey },
+    );
+    assert.equal(error._tag, "DiscourseCredentialsRejected");
+    assert.match(error.message, /404/);
+    assert.match(error.message, /admin/);
+    assert.match(error.message, /DISCOURSE_API_KEY/);
+    assertNoSecret(error);
+  },
+);
+
+test("a 404 on a user route is DiscourseNotFound", {}, async (fake) => {
+  const [emails, update] = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) =>
+      Effect.all([
+        Effect.flip(discourse.emails("ghost")),
+        Effect.flip(discourse.updateProfile("ghost", { name: "Ghost" })),
+      ])),
+  );
+  for (const error of [emails, update]) {
+    assert.equal(error._tag, "DiscourseNotFound");
+    assert.match(error.message, /ghost/);
+    assertNoSecret(error);
+  }
+});
+
+test(
+  "an email change the site forbids is DiscourseForbidden with Discourse's words",
+  { site: { ssoOverridesEmail: true, discourseConnectSecret: "s" } },
+  async (fake) => {
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) =>
+          discourse.requestEmailChange("alice", "alice@elsewhere.example.org"),
+      ),
+    );
+    assert.equal(error._tag, "DiscourseForbidden");
+    assert.match(error.message, /alice/);
+    assert.match(error.message, /403/);
+    assertNoSecret(error);
+    assert.equal(fake.emailChangeRequests.length, 0);
+  },
+);
+
+test(
+  "a 422 is DiscourseValidationError carrying Discourse's errors",
+  {},
+  async (fake) => {
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) =>
+          discourse.updateProfile("alice", { bio_raw: "x".repeat(3001) }),
+      ),
+    );
+    assert.equal(error._tag, "DiscourseValidationError");
+    if (error._tag !== "DiscourseValidationError") {
+      return;
+    }
+    assert.ok(error.errors.some((words) => /bio/i.test(words)), error.message);
+    assert.match(error.message, /alice/);
+    assert.match(error.message, /422/);
+    assertNoSecret(error);
+    assert.equal(fake.users.get(10)?.bio_raw, "Curious *reader*.");
+  },
+);
+
+// ---------------------------------------------------------------- retries
+
+test("5xx answers are retried, then succeed", {}, async (fake) => {
+  fake.inject({ kind: "5xx", count: 3, status: 502 });
+  const user = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("alice")),
+  );
+  assert.ok(Option.isSome(user));
+  assert.equal(requestsTo(fake, "/u/alice.json").length, 4);
+});
+
+test(
+  "persistent 5xx stops after maxFailureRetries + 1 attempts",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "5xx", count: 100, status: 503 });
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+      { tuning: { maxFailureRetries: 3 } },
+    );
+    assert.equal(error._tag, "DiscourseServerError");
+    if (error._tag !== "DiscourseServerError") return;
+    assert.equal(error.status, 503);
+    assert.match(error.message, /alice/);
+    assert.match(error.message, /4 attempts/);
+    assert.ok(error.message.length < 800, "no whole error page in the message");
+    assertNoSecret(error);
+    assert.equal(requestsTo(fake, "/u/alice.json").length, 4);
+  },
+);
+
+test("dropped connections are retried, then succeed", {}, async (fake) => {
+  fake.inject({ kind: "drop-connection", count: 2 });
+  const emails = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+  );
+  assert.equal(emails.email, "alice@example.org");
+  assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
+});
+
+test(
+  "connections that keep dropping end in DiscourseTransportError",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "drop-connection", count: 100 });
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+      { tuning: { maxFailureRetries: 2 } },
+    );
+    assert.equal(error._tag, "DiscourseTransportError");
+    assert.match(error.message, /alice/);
+    assert.match(error.message, /discourse\.url/);
+    assertNoSecret(error);
+    assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
+  },
+);
+
+test(
+  "a slow answer times out, is retried, and the retry succeeds",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "slow", count: 1, delayMs: 1500 });
+    const user = await runWith(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+      { tuning: { requestTimeout: Duration.millis(150) } },
+    );
+    assert.ok(Option.isSome(user));
+    assert.equal(requestsTo(fake, "/u/alice.json").length, 2);
+  },
+);
+
+test(
+  "answers slower than the timeout every time end in DiscourseTransportError",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "slow", count: 2, delayMs: 1500 });
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+      {
+        tuning: {
+          requestTimeout: Duration.millis(150),
+          maxFailureRetries: 1,
+        },
+      },
+    );
+    assert.equal(error._tag, "DiscourseTransportError");
+    assert.match(error.message, /timed out/);
+    assert.match(error.message, /alice/);
+    assertNoSecret(error);
+    assert.equal(requestsTo(fake, "/u/alice.json").length, 2);
+  },
+);
+
+test(
+  "malformed JSON is retried once, then DiscourseDecodeError",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "malformed-json", count: 5 });
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+    );
+    assert.equal(error._tag, "DiscourseDecodeError");
+    assert.match(error.message, /alice/);
+    assertNoSecret(error);
+    assert.equal(requestsTo(fake, "/u/alice.json").length, 2);
+  },
+);
+
+test("one malformed JSON answer is survived by the retry", {}, async (fake) => {
+  fake.inject({ kind: "malformed-json", count: 1 });
+  const emails = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+  );
+  assert.equal(emails.email, "alice@example.org");
+});
+
+// ---------------------------------------------------------------- 429s
+
+test("JSON 429 bursts are waited out and retried", {}, async (fake) => {
+  fake.inject({ kind: "429-json", count: 3, retryAfter: 1 });
+  const user = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("alice")),
+  );
+  assert.ok(Option.isSome(user));
+  assert.equal(requestsTo(fake, "/u/alice.json").length, 4);
+});
+
+test("plain-text 429s are waited out and retried", {}, async (fake) => {
+  fake.inject({ kind: "429-text", count: 2, retryAfter: 1 });
+  const emails = await runWith(
+    fake,
+    Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+  );
+  assert.equal(emails.email, "alice@example.org");
+  assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
+});
+
+test(
+  "429s past maxRateLimitRetries end in DiscourseRateLimited",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "429-json", count: 100, retryAfter: 1 });
+    const error = await failureOf(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) => discourse.userByUsername("alice"),
+      ),
+      { tuning: { maxRateLimitRetries: 2 } },
+    );
+    assert.equal(error._tag, "DiscourseRateLimited");
+    assert.match(error.message, /alice/);
+    assert.match(error.message, /requestsPerMinute/);
+    assertNoSecret(error);
+    assert.equal(requestsTo(fake, "/u/alice.json").length, 3);
+  },
+);
+
+test(
+  "a 429 holds every fiber for its Retry-After, not only the one that got it",
+  {},
+  async (fake) => {
+    fake.inject({ kind: "429-json", count: 1, retryAfter: 1 });
+    const users = await runWith(
+      fake,
+      Effect.flatMap(Discourse, (discourse) =>
+        Effect.forEach(
+          ["member1", "member2", "member3", "member4", "member5", "member6"],
+          (username) => discourse.userByUsername(username),
+          { concurrency: 6 },
+        )),
+      {
+        // Paced at ~50 ms so the 429's answer is back before the next send.
+        requestsPerMinute: 20,
+        tuning: { maxRateLimitWait: Duration.seconds(5) },
+      },
+    );
+    assert.ok(users.every(Option.isSome));
+    const [limited, ...rest] = fake.requests;
+    assert.equal(rest.length, 6);
+    for (const request of rest) {
+      assert.ok(
+        request.at - limited.at >= 950,
+        `${request.path} went ${request.at - limited.at} ms after the 429`,
+      );
+    }
+  },
+);
+
+test(
+  "foreign load that exhausts the admin budget is recovered from",
+  {
+    rateLimit: {
+      adminPerMinute: 10,
+      ipPer10Seconds: 100_000,
+      ipPerMinute: 100_000,
+      windowMs: 1000,
+    },
+  },
+  async (fake) => {
+    fake.foreignLoad(10);
+    const users = await runWith(
+      fake,
+      Effect.flatMap(Discourse, (discourse) =>
+        Effect.forEach(
+          ["member1", "member2", "member3"],
+          (username) => discourse.userByUsername(username),
+          { concurrency: 3 },
+        )),
+      {
+        requestsPerMinute: 10,
+        tuning: { maxRateLimitWait: Duration.seconds(2) },
+      },
+    );
+    assert.ok(users.every(Option.isSome));
+    assert.ok(fake.rateLimited429s() >= 1, "the foreign load was felt");
+  },
+);
+
+// ---------------------------------------------------------------- limiter
+
+test(
+  "the limiter never trips the admin limit and runs near it",
+  {
+    rateLimit: {
+      adminPerMinute: 20,
+      ipPer10Seconds: 100_000,
+      ipPerMinute: 100_000,
+      windowMs: 1000,
+    },
+  },
+  async (fake) => {
+    const usernames = Array.from({ length: 45 }, (_, i) => `member${i}`);
+    const users = await runWith(
+      fake,
+      Effect.flatMap(
+        Discourse,
+        (discourse) =>
+          Effect.forEach(
+            usernames,
+            (username) => discourse.userByUsername(username),
+            { concurrency: 12 },
+          ),
+      ),
+      { requestsPerMinute: 20 },
+    );
+    assert.ok(users.every(Option.isSome));
+    assert.equal(fake.rateLimited429s(), 0);
+    const times = fake.requests.map((request) => request.at);
+    assert.equal(times.length, 45);
+    for (let i = 20; i < times.length; i++) {
+      assert.ok(
+        times[i] - times[i - 20] >= 1000,
+        "never 21 requests in one window",
+      );
+    }
+    // 44 gaps at the limit of 20/s would take 2.2 s; at 0.75 of it, 2.93 s.
+    const span = times[times.length - 1] - times[0];
+    assert.ok(span < 44 / (20 * 0.75) * 1000, `45 requests took ${span} ms`);
+  },
+);
+
+Deno.test("limiter: no trailing window ever holds more than limit - 1 sends", () => {
+  const plan = limiterPlan({ limit: 20, window: Duration.seconds(1) });
+  let state = initialLimiterState;
+  const slots: number[] = [];
+  // Callers arrive in bursts; each asks at the time the previous got its slot.
+  let now = 0;
+  for (let i = 0; i < 400; i++) {
+    const [slot, next] = reserveSlot(plan, state, now);
+    slots.push(slot);
+    state = next;
+    if (i % 7 === 0) now = slot;
+  }
+  for (let i = 1; i < slots.length; i++) {
+    assert.ok(slots[i] >= slots[i - 1], "first come, first served");
+  }
+  for (let i = 19; i < slots.length; i++) {
+    assert.ok(slots[i] - slots[i - 19] > 1000, `slot ${i} crowds the window`);
+  }
+  const rate = (slots.length - 1) / (slots[slots.length - 1] - slots[0]) *
+    1000;
+  assert.ok(rate >= 0.9 * 20 && rate < 20, `rate ${rate}/s`);
+});
+
+Deno.test("limiter: fibers go in arrival order and a hold stops them all", async () => {
+  const times = await Effect.runPromise(
+    Effect.gen(function* () {
+      const limiter = yield* makeRateLimiter({
+        limit: 10,
+        window: Duration.seconds(1),
+      });
+      const times: number[] = [];
+      const fiber = yield* Effect.forEach(
+        Array.from({ length: 30 }, (_, i) => i),
+        (i) =>
+          limiter.acquire.pipe(
+            Effect.zipRight(Clock.currentTimeMillis),
+            Effect.map((at) => {
+              times[i] = at;
+            }),
+          ),
+        { concurrency: 8 },
+      ).pipe(Effect.fork);
+      yield* TestClock.adjust(Duration.millis(250));
+      // A 429 at 250 ms asks everyone to wait 2 s.
+      yield* limiter.holdFor(Duration.seconds(2));
+      for (let step = 0; step < 100; step++) {
+        yield* TestClock.adjust(Duration.millis(100));
+      }
+      yield* Fiber.join(fiber);
+      return times;
+    }).pipe(Effect.provide(TestContext.TestContext)),
+  );
+  const beforeHold = times.filter((at) => at <= 250);
+  assert.ok(beforeHold.length >= 2 && beforeHold.length <= 4);
+  assert.ok(
+    times.every((at) => at <= 250 || at >= 2250),
+    `sent during the hold: ${times.filter((at) => at > 250 && at < 2250)}`,
+  );
+  for (let i = 1; i < times.length; i++) {
+    assert.ok(times[i] >= times[i - 1], "first come, first served");
+  }
+});
+
+// ---------------------------------------------------------------- pure parts
+
+Deno.test("rateLimitWaitMillis reads Retry-After, wait_seconds, or both", () => {
+  const body = JSON.stringify({
+    errors: ["Slow down"],
+    error_type: "rate_limit",
+    extras: { wait_seconds: 7, time_left: "7 seconds" },
+  });
+  assert.deepEqual(
+    rateLimitWaitMillis({ "retry-after": "3" }, "Too many", 0),
+    Option.some(3000),
+  );
+  assert.deepEqual(rateLimitWaitMillis({}, body, 0), Option.some(7000));
+  assert.deepEqual(
+    rateLimitWaitMillis({ "retry-after": "3" }, body, 0),
+    Option.some(7000),
+  );
+  const now = Date.parse("2025-01-01T00:00:00Z");
+  assert.deepEqual(
+    rateLimitWaitMillis(
+      { "retry-after": "Wed, 01 Jan 2025 00:00:05 GMT" },
+      "",
+      now,
+    ),
+    Option.some(5000),
+  );
+  assert.deepEqual(
+    rateLimitWaitMillis({}, "<html>busy</html>", 0),
+    Option.none(),
+  );
+});
+
+Deno.test("backoffMillis doubles, caps and jitters within the upper half", () => {
+  assert.equal(backoffMillis(500, 30_000, 0, 1), 500);
+  assert.equal(backoffMillis(500, 30_000, 0, 0), 250);
+  assert.equal(backoffMillis(500, 30_000, 3, 1), 4000);
+  assert.equal(backoffMillis(500, 30_000, 10, 1), 30_000);
+  assert.equal(backoffMillis(500, 30_000, 10, 0), 15_000);
+});
+
+Deno.test("serverWords and excerpt keep messages short and readable", () => {
+  assert.deepEqual(
+    serverWords('{"errors":["Name is too long"],"error_type":"x"}'),
+    ["Name is too long"],
+  );
+  assert.deepEqual(serverWords('{"failed":"FAILED"}'), ['{"failed":"FAILED"}']);
+  const page = `<!DOCTYPE html><html><body><h1>Bad Gateway</h1>${
+    "<p>filler</p>".repeat(500)
+  }</body></html>`;
+  const [words] = serverWords(page);
+  assert.ok(words.length <= 201, `excerpt of ${words.length} chars`);
+  assert.match(words, /Bad Gateway/);
+  assert.ok(!words.includes("<"));
+  assert.equal(excerpt("  a \n\n b  "), "a b");
+});

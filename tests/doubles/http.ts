@@ -1,0 +1,452 @@
+// Shared machinery of the test doubles: a loopback HTTP server that records
+// every request, a queue of injected faults and an O(1) sliding window.
+//
+// node:http is used instead of Deno.serve because a double must be able to
+// drop a connection without answering: Deno.serve always flushes the status
+// line first, so the client would see a 200 and then a broken body instead of
+// the connection error a real network failure gives.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** One request as the double received it. */
+export interface RecordedRequest {
+  method: string;
+  /** The URL's pathname, still percent-encoded as sent. */
+  path: string;
+  query: URLSearchParams;
+  headers: Headers;
+  /** The body as text; "" when the double was told not to keep bodies. */
+  body: string;
+  /** `Date.now()` when the request arrived. */
+  at: number;
+}
+
+export type Fault =
+  | { kind: "429-json"; count: number; retryAfter?: number; path?: RegExp }
+  | { kind: "429-text"; count: number; retryAfter?: number; path?: RegExp }
+  | { kind: "5xx"; count: number; status?: number; path?: RegExp }
+  | { kind: "slow"; count: number; delayMs: number; path?: RegExp }
+  | { kind: "malformed-json"; count: number; path?: RegExp }
+  | { kind: "drop-connection"; count: number; path?: RegExp }
+  | {
+    kind: "moodle-exception";
+    count: number;
+    errorcode: string;
+    message?: string;
+    path?: RegExp;
+  };
+
+/** A request handed to a double's handler. */
+export interface IncomingCall {
+  readonly method: string;
+  readonly url: URL;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: Headers;
+  readonly body: string;
+  readonly remoteAddress: string;
+}
+
+/** Answer with this to close the socket without sending anything. */
+export const DropConnection: unique symbol = Symbol("DropConnection");
+export type Answer = Response | typeof DropConnection;
+
+export interface RecordingOptions {
+  /** Keep request bodies in `requests` (default true). */
+  recordBodies?: boolean;
+  /** Keep `requests` at all (default true); counters run regardless. */
+  recordRequests?: boolean;
+}
+
+export interface HttpDoubleOptions extends RecordingOptions {
+  /** 0 or absent: an ephemeral port. */
+  port?: number;
+  handle: (call: IncomingCall) => Promise<Answer>;
+}
+
+export interface HttpDouble {
+  /** `http://127.0.0.1:PORT`, no trailing slash. */
+  readonly origin: string;
+  readonly requests: RecordedRequest[];
+  requestCount(): number;
+  close(): Promise<void>;
+}
+
+const toHeaders = (raw: http.IncomingHttpHeaders): Headers => {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) {
+      headers.append(name, item);
+    }
+  }
+  return headers;
+};
+
+const readBody = async (request: http.IncomingMessage): Promise<string> => {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of request) chunks.push(chunk as Uint8Array);
+  if (chunks.length === 0) return "";
+  const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
+};
+
+const writeAnswer = async (
+  response: Response,
+  out: http.ServerResponse,
+): Promise<void> => {
+  const body = response.body === null
+    ? undefined
+    : new Uint8Array(await response.arrayBuffer());
+  out.statusCode = response.status;
+  response.headers.forEach((value, name) => out.setHeader(name, value));
+  out.setHeader("content-length", String(body?.byteLength ?? 0));
+  out.end(body);
+};
+
+/** Starts a recording HTTP server on 127.0.0.1. */
+export const startHttpDouble = async (
+  options: HttpDoubleOptions,
+): Promise<HttpDouble> => {
+  const requests: RecordedRequest[] = [];
+  const recordBodies = options.recordBodies ?? true;
+  const recordRequests = options.recordRequests ?? true;
+  let count = 0;
+
+  const server = http.createServer((incoming, outgoing) => {
+    // A client that gives up (timeout, abort) must not crash the double.
+    outgoing.on("error", () => {});
+    incoming.on("error", () => {});
+    void (async () => {
+      const body = await readBody(incoming);
+      const url = new URL(incoming.url ?? "/", "http://127.0.0.1");
+      const headers = toHeaders(incoming.headers);
+      const method = (incoming.method ?? "GET").toUpperCase();
+      count++;
+      if (recordRequests) {
+        requests.push({
+          method,
+          path: url.pathname,
+          query: new URLSearchParams(url.search),
+          headers: new Headers(headers),
+          body: recordBodies ? body : "",
+          at: Date.now(),
+        });
+      }
+      const answer = await options.handle({
+        method,
+        url,
+        path: url.pathname,
+        query: url.searchParams,
+        headers,
+        body,
+        remoteAddress: incoming.socket.remoteAddress ?? "127.0.0.1",
+      });
+      if (answer === DropConnection) {
+        incoming.socket.destroy();
+        return;
+      }
+      if (outgoing.destroyed) return;
+      await writeAnswer(answer, outgoing);
+    })().catch((error: unknown) => {
+      if (outgoing.headersSent || outgoing.destroyed) return;
+      outgoing.statusCode = 500;
+      outgoing.setHeader("content-type", "text/plain; charset=utf-8");
+      outgoing.end(`test double crashed: ${String(error)}`);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    requests,
+    requestCount: () => count,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Idle keep-alive sockets would otherwise hold close() open.
+        server.closeAllConnections();
+      }),
+  };
+};
+
+/**
+ * Faults waiting to be applied, in the order they were injected: the first
+ * one whose `path` matches a request answers it, `count` times.
+ */
+export class FaultQueue {
+  readonly #pending: Array<{ fault: Fault; left: number }> = [];
+
+  inject(fault: Fault): void {
+    if (fault.count > 0) this.#pending.push({ fault, left: fault.count });
+  }
+
+  take(path: string, accepts: (fault: Fault) => boolean = () => true):
+    | Fault
+    | undefined {
+    for (let index = 0; index < this.#pending.length; index++) {
+      const entry = this.#pending[index];
+      const pattern = entry.fault.path;
+      if (pattern) pattern.lastIndex = 0;
+      if (pattern && !pattern.test(path)) continue;
+      if (!accepts(entry.fault)) continue;
+      entry.left--;
+      if (entry.left === 0) this.#pending.splice(index, 1);
+      return entry.fault;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    return this.#pending.length;
+  }
+}
+
+/**
+ * A sliding-window rate limiter: at most `limit` admissions in any
+ * `windowMs`. Only the last `limit` admissions matter, so they live in a ring
+ * and every operation is O(1) amortised however long the run.
+ */
+export class SlidingWindow {
+  readonly #stamps: Float64Array;
+  #head = 0;
+  #size = 0;
+
+  constructor(readonly limit: number, readonly windowMs: number) {
+    this.#stamps = new Float64Array(
+      Number.isFinite(limit) ? Math.max(1, Math.floor(limit)) : 1,
+    );
+  }
+
+  get unlimited(): boolean {
+    return !Number.isFinite(this.limit);
+  }
+
+  #evict(now: number): void {
+    const capacity = this.#stamps.length;
+    while (this.#size > 0 && now - this.#stamps[this.#head] >= this.windowMs) {
+      this.#head = (this.#head + 1) % capacity;
+      this.#size--;
+    }
+  }
+
+  #push(now: number): void {
+    const capacity = this.#stamps.length;
+    this.#stamps[(this.#head + this.#size) % capacity] = now;
+    this.#size++;
+  }
+
+  /** Milliseconds until a slot frees up; 0 when one is free now. */
+  waitMs(now: number): number {
+    if (this.unlimited) return 0;
+    if (this.limit < 1) return this.windowMs;
+    this.#evict(now);
+    if (this.#size < this.limit) return 0;
+    return Math.max(1, this.#stamps[this.#head] + this.windowMs - now);
+  }
+
+  /** Takes a slot if one is free: 0. Otherwise nothing changes: the wait. */
+  tryAcquire(now: number): number {
+    const wait = this.waitMs(now);
+    if (wait === 0 && !this.unlimited) this.#push(now);
+    return wait;
+  }
+
+  /** Takes up to `n` slots now; returns how many were free. */
+  spend(n: number, now: number): number {
+    let taken = 0;
+    while (taken < n && this.tryAcquire(now) === 0 && !this.unlimited) taken++;
+    return this.unlimited ? n : taken;
+  }
+
+  /** Admissions still inside the window. */
+  used(now: number): number {
+    if (this.unlimited) return 0;
+    this.#evict(now);
+    return this.#size;
+  }
+}
+
+/** Seconds a `Retry-After` announces for a wait: rounded up, at least 1. */
+export const retryAfterSeconds = (waitMs: number): number =>
+  Math.max(1, Math.ceil(waitMs / 1000));
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+export const jsonResponse = (
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Response =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+
+const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export const htmlResponse = (
+  status: number,
+  title: string,
+  text = title,
+  headers: Record<string, string> = {},
+): Response =>
+  new Response(
+    `<!DOCTYPE html>\n<html><head><title>${escapeHtml(title)}</title></head>` +
+      `<body><h1>${escapeHtml(title)}</h1><p>${
+        escapeHtml(text)
+      }</p></body></html>\n`,
+    {
+      status,
+      headers: { "content-type": "text/html; charset=utf-8", ...headers },
+    },
+  );
+
+const reasonPhrases: Record<number, string> = {
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** What a reverse proxy in front of the application answers on a 5xx. */
+export const proxyErrorPage = (status: number): Response => {
+  const reason = reasonPhrases[status] ?? "Server Error";
+  return new Response(
+    `<html>\r\n<head><title>${status} ${reason}</title></head>\r\n<body>\r\n` +
+      `<center><h1>${status} ${reason}</h1></center>\r\n` +
+      `<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`,
+    { status, headers: { "content-type": "text/html" } },
+  );
+};
+
+/**
+ * Applies the faults both doubles share. Returns the answer, or undefined
+ * when the request must go on to normal processing (after a `slow` delay).
+ */
+export const applySharedFault = async (
+  fault: Fault,
+  specific: {
+    rateLimitJson: (waitSeconds: number) => Response;
+    rateLimitText: (waitSeconds: number) => Response;
+    truncatedJson: string;
+  },
+): Promise<Answer | undefined> => {
+  switch (fault.kind) {
+    case "429-json":
+      return specific.rateLimitJson(fault.retryAfter ?? 1);
+    case "429-text":
+      return specific.rateLimitText(fault.retryAfter ?? 1);
+    case "5xx":
+      return proxyErrorPage(fault.status ?? 502);
+    case "slow":
+      await sleep(fault.delayMs);
+      return undefined;
+    case "malformed-json":
+      return new Response(specific.truncatedJson, {
+        status: 200,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    case "drop-connection":
+      return DropConnection;
+    case "moodle-exception":
+      return undefined;
+  }
+};
+
+/** A nested value of a PHP/Rack bracket-syntax form: `a[0][b]=c`. */
+export type FormValue = string | Map<string, FormValue>;
+export type FormMap = Map<string, FormValue>;
+
+const splitBracketKey = (key: string): string[] => {
+  const open = key.indexOf("[");
+  if (open <= 0) return [key];
+  const parts = [key.slice(0, open)];
+  const rest = key.slice(open);
+  const pattern = /\[([^\]]*)\]/gy;
+  let match: RegExpExecArray | null;
+  let consumed = 0;
+  while ((match = pattern.exec(rest)) !== null) {
+    parts.push(match[1]);
+    consumed = pattern.lastIndex;
+  }
+  // Trailing junk after the brackets is ignored, as PHP does.
+  if (consumed === 0) return [key];
+  return parts;
+};
+
+/**
+ * Parses `application/x-www-form-urlencoded` pairs the way PHP builds
+ * `$_POST`: `criteria[0][key]=id` nests, `values[]=x` appends, insertion
+ * order is kept and a later plain value overwrites an earlier one.
+ */
+export const parseBracketForm = (pairs: URLSearchParams): FormMap => {
+  const root: FormMap = new Map();
+  for (const [key, value] of pairs) {
+    const parts = splitBracketKey(key);
+    let node: FormMap = root;
+    for (let index = 0; index < parts.length; index++) {
+      let part = parts[index];
+      const last = index === parts.length - 1;
+      if (part === "" && index > 0) {
+        let next = 0;
+        for (const existing of node.keys()) {
+          const n = Number(existing);
+          if (Number.isInteger(n) && n >= next) next = n + 1;
+        }
+        part = String(next);
+      }
+      if (last) {
+        node.set(part, value);
+      } else {
+        const child = node.get(part);
+        if (child instanceof Map) {
+          node = child;
+        } else {
+          const created: FormMap = new Map();
+          node.set(part, created);
+          node = created;
+        }
+      }
+    }
+  }
+  return root;
+};
+
+/** A bracket form as plain JSON-like data (maps become objects). */
+export const formToPlain = (value: FormValue): unknown => {
+  if (typeof value === "string") return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of value) out[key] = formToPlain(child);
+  return out;
+};
+
+/**
+ * A case-insensitive SQL LIKE (Moodle's sql_like, Postgres' ILIKE): `%` and
+ * `_` are wildcards, `\` escapes the next character.
+ */
+export const likePattern = (pattern: string): RegExp => {
+  let source = "";
+  for (let index = 0; index < pattern.length; index++) {
+    const char = pattern[index];
+    if (char === "\\" && index + 1 < pattern.length) {
+      source += pattern[++index].replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    } else if (char === "%") source += "[\\s\\S]*";
+    else if (char === "_") source += "[\\s\\S]";
+    else source += char.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  }
+  return new RegExp(`^${source}$`, "iu");
+};

@@ -1,0 +1,103 @@
+import { parse } from "csv-parse/sync";
+
+const mainModule = new URL("../../src/main.ts", import.meta.url).pathname;
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The CLI as an operator runs it: a subprocess, from source. */
+export const runCli = async (
+  args: ReadonlyArray<string>,
+  options: {
+    readonly env?: Record<string, string>;
+    readonly cwd?: string;
+  } = {},
+): Promise<CliResult> => {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      mainModule,
+      ...args,
+    ],
+    cwd: options.cwd,
+    env: {
+      NO_COLOR: "1",
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      ...options.env,
+    },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const output = await command.output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+};
+
+/** The environment that points the CLI at a pair of doubles. */
+export const doublesEnv = (
+  moodle: { readonly endpoint: string; readonly token: string },
+  discourse: {
+    readonly url: string;
+    readonly apiKey: string;
+    readonly apiUser: string;
+  },
+): Record<string, string> => ({
+  MOODLE_ENDPOINT: moodle.endpoint,
+  MOODLE_TOKEN: moodle.token,
+  DISCOURSE_URL: discourse.url,
+  DISCOURSE_API_KEY: discourse.apiKey,
+  DISCOURSE_API_USER: discourse.apiUser,
+});
+
+/** Every CSV audit log in `dir`, oldest first. */
+export const auditLogs = async (dir: string): Promise<string[]> => {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && /^sync_log_.*\.csv$/.test(entry.name)) {
+      names.push(`${dir}/${entry.name}`);
+    }
+  }
+  return names.sort();
+};
+
+export type LogRow = Record<string, string>;
+
+/** Parses a log strictly: every row must have exactly the header's columns. */
+export const readLog = async (
+  path: string,
+): Promise<{ header: string[]; rows: LogRow[] }> => {
+  const text = await Deno.readTextFile(path);
+  const records: string[][] = parse(text, { relax_column_count: false });
+  const [header, ...rest] = records;
+  return {
+    header,
+    rows: rest.map((cells) =>
+      Object.fromEntries(header.map((h, i) => [h, cells[i]]))
+    ),
+  };
+};
+
+export const writeSettings = async (
+  dir: string,
+  settings: Record<string, unknown>,
+): Promise<string> => {
+  const path = `${dir}/settings.json`;
+  await Deno.writeTextFile(path, JSON.stringify(settings, null, 2));
+  await Deno.chmod(path, 0o600);
+  return path;
+};
