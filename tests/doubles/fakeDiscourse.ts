@@ -213,11 +213,12 @@ export const suggestUsername = (
     .replace(/ø/g, "o").replace(/Ø/g, "O").replace(/ł/g, "l")
     .replace(/Ł/g, "L").replace(/đ/g, "d").replace(/Đ/g, "D");
   name = name.replace(/[^A-Za-z0-9_.-]/g, "_");
-  name = [...name].slice(0, max).join("");
   name = name.replace(/^[^A-Za-z0-9_]+/, "");
   name = name.replace(confusingExtension, "_");
   name = name.replace(/[^A-Za-z0-9]+$/, "");
   name = name.replace(/[-_.]{2,}/g, "_");
+  // rightsize_username: truncate, fix the new ending, pad.
+  name = name.slice(0, max).replace(/[^A-Za-z0-9]+$/, "");
   if (name === "") name = "user";
   while (name.length < min) name += "1";
   return name;
@@ -680,7 +681,9 @@ export const startFakeDiscourse = async (
   const profileViews = new Map<number, number>();
   let admin429s = 0;
   let ip429s = 0;
-  let sortedCache: { version: number; ids: number[] } | undefined;
+  let sortedCache:
+    | { version: number; users: ReadonlyArray<DiscourseScenarioUser> }
+    | undefined;
 
   const ownerOfEmail = (email: string): DiscourseScenarioUser | undefined => {
     const lower = email.toLowerCase();
@@ -801,17 +804,16 @@ export const startFakeDiscourse = async (
     return out;
   };
 
-  const createdOrder = (): number[] => {
+  const createdOrder = (): ReadonlyArray<DiscourseScenarioUser> => {
     if (sortedCache?.version !== users.version) {
-      const ids = [...users.values()].filter((user) => user.id > 0)
+      const ordered = [...users.values()].filter((user) => user.id > 0)
         .sort((a, b) => {
           const byTime = createdAt(a).localeCompare(createdAt(b));
           return byTime !== 0 ? byTime : a.id - b.id;
-        })
-        .map((user) => user.id);
-      sortedCache = { version: users.version, ids };
+        });
+      sortedCache = { version: users.version, users: ordered };
     }
-    return sortedCache.ids;
+    return sortedCache.users;
   };
 
   // -------------------------------------------------------------------------
@@ -955,9 +957,8 @@ export const startFakeDiscourse = async (
   ): Response => {
     const withEmails = query.get("show_emails") === "true" &&
       viewer.admin === true;
-    let rows = createdOrder().map((id) => users.get(id)).filter((u) =>
-      u !== undefined
-    );
+    // The cached creation order is shared: filter and sort copies only.
+    let rows: ReadonlyArray<DiscourseScenarioUser> = createdOrder();
     switch (flag) {
       case "staff":
         rows = rows.filter(isStaff);
@@ -991,15 +992,13 @@ export const startFakeDiscourse = async (
     const order = query.get("order");
     const ascending = query.get("asc") === "true";
     if (order === "username") {
-      rows.sort((a, b) =>
+      rows = [...rows].sort((a, b) =>
         a.username.toLowerCase().localeCompare(b.username.toLowerCase())
       );
-      if (!ascending) rows.reverse();
-    } else if (order === "created") {
-      if (!ascending) rows.reverse();
-    } else {
+      if (!ascending) rows = [...rows].reverse();
+    } else if (order !== "created" || !ascending) {
       // The real default is "last seen, newest first": never creation order.
-      rows.reverse();
+      rows = [...rows].reverse();
     }
     const requested = Number.parseInt(query.get("page") ?? "", 10);
     const page = Number.isFinite(requested) && requested > 1
@@ -1273,7 +1272,7 @@ export const startFakeDiscourse = async (
         rateLimitText: (seconds) =>
           ipRateLimitResponse(seconds, "ip_10_secs_limit"),
         truncatedJson: '{"user_badges":[],"user":{"id":1,"username":"trunc',
-      });
+      }, call.signal);
       if (shared !== undefined) return shared;
     }
     const limited = ipLimited(call.remoteAddress);

@@ -9,6 +9,7 @@ import {
   type FormMap,
   type FormValue,
   htmlResponse,
+  type IncomingCall,
   jsonResponse,
   likePattern,
   parseBracketForm,
@@ -518,15 +519,7 @@ export const startFakeMoodle = async (
   };
 
   let origin = "";
-  const handle = async (
-    call: {
-      method: string;
-      path: string;
-      query: URLSearchParams;
-      headers: Headers;
-      body: string;
-    },
-  ): Promise<Answer> => {
+  const handle = async (call: IncomingCall): Promise<Answer> => {
     const fault = faults.take(call.path);
     if (fault) {
       if (fault.kind === "moodle-exception") {
@@ -553,7 +546,7 @@ export const startFakeMoodle = async (
             },
           }),
         truncatedJson: '{"users":[{"id":2,"username":"adm',
-      });
+      }, call.signal);
       if (shared !== undefined) return shared;
     }
     if (scenario.webServicesEnabled === false) {

@@ -45,6 +45,8 @@ export interface IncomingCall {
   readonly headers: Headers;
   readonly body: string;
   readonly remoteAddress: string;
+  /** Aborted when the double closes: pending `slow` delays end early. */
+  readonly signal: AbortSignal;
 }
 
 /** Answer with this to close the socket without sending anything. */
@@ -118,26 +120,52 @@ export const startHttpDouble = async (
   const recordBodies = options.recordBodies ?? true;
   const recordRequests = options.recordRequests ?? true;
   let count = 0;
+  // Deno's fetch (hyper) silently resends a request once when a reused
+  // keep-alive connection closes without an answer. A drop must reach the
+  // client as a connection error, so that automatic resend is dropped too.
+  const requestsPerSocket = new WeakMap<object, number>();
+  let resends: Array<
+    { method: string; url: string; body: string; until: number }
+  > = [];
+  const isAutomaticResend = (method: string, url: string, body: string) => {
+    const now = Date.now();
+    resends = resends.filter((resend) => resend.until > now);
+    const index = resends.findIndex((resend) =>
+      resend.method === method && resend.url === url && resend.body === body
+    );
+    if (index === -1) return false;
+    resends.splice(index, 1);
+    return true;
+  };
 
+  const closed = new AbortController();
   const server = http.createServer((incoming, outgoing) => {
     // A client that gives up (timeout, abort) must not crash the double.
     outgoing.on("error", () => {});
     incoming.on("error", () => {});
     void (async () => {
+      const socket = incoming.socket;
+      const served = requestsPerSocket.get(socket) ?? 0;
+      requestsPerSocket.set(socket, served + 1);
       const body = await readBody(incoming);
       const url = new URL(incoming.url ?? "/", "http://127.0.0.1");
       const headers = toHeaders(incoming.headers);
       const method = (incoming.method ?? "GET").toUpperCase();
       count++;
       if (recordRequests) {
+        // Shared with the handler, which only reads them: no copies per request.
         requests.push({
           method,
           path: url.pathname,
-          query: new URLSearchParams(url.search),
-          headers: new Headers(headers),
+          query: url.searchParams,
+          headers,
           body: recordBodies ? body : "",
           at: Date.now(),
         });
+      }
+      if (served === 0 && isAutomaticResend(method, url.href, body)) {
+        socket.destroy();
+        return;
       }
       const answer = await options.handle({
         method,
@@ -147,9 +175,18 @@ export const startHttpDouble = async (
         headers,
         body,
         remoteAddress: incoming.socket.remoteAddress ?? "127.0.0.1",
+        signal: closed.signal,
       });
       if (answer === DropConnection) {
-        incoming.socket.destroy();
+        if (served > 0) {
+          resends.push({
+            method,
+            url: url.href,
+            body,
+            until: Date.now() + 2000,
+          });
+        }
+        socket.destroy();
         return;
       }
       if (outgoing.destroyed) return;
@@ -167,17 +204,22 @@ export const startHttpDouble = async (
     server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
 
   return {
     origin: `http://127.0.0.1:${port}`,
     requests,
     requestCount: () => count,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: () => {
+      // Idempotent: a second close (two signals, a test's finally) is a no-op.
+      closed.abort();
+      closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         // Idle keep-alive sockets would otherwise hold close() open.
         server.closeAllConnections();
-      }),
+      });
+      return closing;
+    },
   };
 };
 
@@ -219,13 +261,16 @@ export class FaultQueue {
  * and every operation is O(1) amortised however long the run.
  */
 export class SlidingWindow {
-  readonly #stamps: Float64Array;
+  // Grows on demand, so a limit raised to millions costs no memory up front.
+  #stamps: Float64Array;
   #head = 0;
   #size = 0;
 
   constructor(readonly limit: number, readonly windowMs: number) {
     this.#stamps = new Float64Array(
-      Number.isFinite(limit) ? Math.max(1, Math.floor(limit)) : 1,
+      Number.isFinite(limit)
+        ? Math.max(1, Math.min(Math.floor(limit), 1024))
+        : 1,
     );
   }
 
@@ -242,8 +287,17 @@ export class SlidingWindow {
   }
 
   #push(now: number): void {
-    const capacity = this.#stamps.length;
-    this.#stamps[(this.#head + this.#size) % capacity] = now;
+    if (this.#size === this.#stamps.length) {
+      const grown = new Float64Array(
+        Math.min(Math.floor(this.limit), this.#stamps.length * 2),
+      );
+      for (let index = 0; index < this.#size; index++) {
+        grown[index] = this.#stamps[(this.#head + index) % this.#stamps.length];
+      }
+      this.#stamps = grown;
+      this.#head = 0;
+    }
+    this.#stamps[(this.#head + this.#size) % this.#stamps.length] = now;
     this.#size++;
   }
 
@@ -282,8 +336,17 @@ export class SlidingWindow {
 export const retryAfterSeconds = (waitMs: number): number =>
   Math.max(1, Math.ceil(waitMs / 1000));
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 
 export const jsonResponse = (
   status: number,
@@ -344,6 +407,7 @@ export const applySharedFault = async (
     rateLimitText: (waitSeconds: number) => Response;
     truncatedJson: string;
   },
+  signal?: AbortSignal,
 ): Promise<Answer | undefined> => {
   switch (fault.kind) {
     case "429-json":
@@ -353,7 +417,7 @@ export const applySharedFault = async (
     case "5xx":
       return proxyErrorPage(fault.status ?? 502);
     case "slow":
-      await sleep(fault.delayMs);
+      await sleep(fault.delayMs, signal);
       return undefined;
     case "malformed-json":
       return new Response(specific.truncatedJson, {
