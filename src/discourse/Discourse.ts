@@ -211,7 +211,7 @@ const isInvalidCredentials = (text: string): boolean =>
   /api username or key is invalid/i.test(text);
 
 /**
- * Seconds to wait after a 429: `Retry-After` (seconds or an HTTP date) or the
+ * Milliseconds to wait after a 429: `Retry-After` (seconds or an HTTP date) or the
  * JSON `extras.wait_seconds`, the longer when both are present.
  */
 export const rateLimitWaitMillis = (
@@ -273,8 +273,9 @@ const make = (tuning: Partial<DiscourseOptions>) =>
 
     // Server text is the only outside input in messages; a server echoing the
     // request headers back must not leak the key into a log.
+    // Scrubbed before any excerpt, so a cut can never leave half a key.
     const scrub = (text: string) => text.split(apiKey).join("[redacted]");
-    const wordsOf = (text: string) => serverWords(text).map(scrub);
+    const wordsOf = (text: string) => serverWords(scrub(text));
     const quoted = (words: ReadonlyArray<string>) =>
       words.length === 0 ? "no explanation given" : `"${words.join("; ")}"`;
     const where = (call: Call) => `${call.method} ${call.path}`;
@@ -302,36 +303,34 @@ const make = (tuning: Partial<DiscourseOptions>) =>
     const attempt = (
       request: HttpClientRequest.HttpClientRequest,
     ): Effect.Effect<Attempt> =>
-      limiter.acquire.pipe(
-        Effect.zipRight(Ref.update(sent, (n) => n + 1)),
-        Effect.zipRight(
-          client.execute(request).pipe(
-            Effect.flatMap((response) =>
-              Effect.map(response.text, (text): Attempt => ({
-                _tag: "Answered",
-                status: response.status,
-                headers: response.headers,
-                text,
-              }))
-            ),
-            Effect.timeoutFail({
-              duration: timeout,
-              onTimeout: () =>
-                `no answer within ${Duration.format(timeout)} (timed out)`,
-            }),
-            Effect.catchAll((failure) =>
-              Effect.succeed<Attempt>({
-                _tag: "Unanswered",
-                reason: typeof failure === "string"
-                  ? failure
-                  : transportReason(failure),
-              })
-            ),
-            // Anything that prints this request (spans, logs) hides the key.
-            Effect.locallyWith(
-              Headers.currentRedactedNames,
-              (names) => [...names, "api-key"],
-            ),
+      limiter.withPermit(
+        Ref.update(sent, (n) => n + 1).pipe(
+          Effect.zipRight(client.execute(request)),
+          Effect.flatMap((response) =>
+            Effect.map(response.text, (text): Attempt => ({
+              _tag: "Answered",
+              status: response.status,
+              headers: response.headers,
+              text,
+            }))
+          ),
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              `no answer within ${Duration.format(timeout)} (timed out)`,
+          }),
+          Effect.catchAll((failure) =>
+            Effect.succeed<Attempt>({
+              _tag: "Unanswered",
+              reason: typeof failure === "string"
+                ? failure
+                : excerpt(scrub(transportReason(failure))),
+            })
+          ),
+          // Anything that prints this request (spans, logs) hides the key.
+          Effect.locallyWith(
+            Headers.currentRedactedNames,
+            (names) => [...names, "api-key"],
           ),
         ),
       );
@@ -361,7 +360,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
         return {
           _tag: "Failed",
           status: Option.none(),
-          detail: scrub(outcome.reason),
+          detail: outcome.reason,
         };
       }
       const { status, text, headers } = outcome;
@@ -370,7 +369,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           onRight: (value): Verdict<A> => ({ _tag: "Done", value }),
           onLeft: (detail): Verdict<A> => ({
             _tag: "Undecodable",
-            detail: scrub(detail),
+            detail,
           }),
         });
       }
@@ -411,7 +410,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
         return fatal(
           new DiscourseForbidden({
             message:
-              `Discourse forbids API user "${apiUser}" to ${call.what} ` +
+              `Discourse does not allow API user "${apiUser}" to ${call.what} ` +
               `(${where(call)}, HTTP 403: ${quoted(words)}). A site setting ` +
               `(such as DiscourseConnect overriding this field) or a scoped API ` +
               `key prevents it: change that on Discourse or set this field's ` +
@@ -423,10 +422,9 @@ const make = (tuning: Partial<DiscourseOptions>) =>
         return fatal(
           new DiscourseCredentialsRejected({
             message: `Discourse answered 404 when trying to ${call.what} ` +
-              `(${
-                where(call)
-              }). Discourse answers 404 on /admin/ routes when ` +
-              `the API key is invalid or its user is not an admin. ${credentialsAdvice}`,
+              `(${where(call)}): it does so on /admin/ routes when the API ` +
+              `key is invalid or its user is not an admin. ` +
+              credentialsAdvice,
           }),
         );
       }
@@ -443,8 +441,9 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           new DiscourseValidationError({
             errors: words,
             message: `Discourse refused to ${call.what} (${where(call)}, ` +
-              `HTTP ${status}: ${quoted(words)}). Fix the value in Moodle, ` +
-              `or set this field's policy to "off".`,
+              `HTTP ${status}: ${quoted(words)}). Its words name the value ` +
+              `to fix, in Moodle or in settings; a field that can never be ` +
+              `valid can have its policy set to "off".`,
           }),
         );
       }
@@ -563,13 +562,16 @@ const make = (tuning: Partial<DiscourseOptions>) =>
       const decode = Schema.decodeUnknownEither(schema);
       return (text: string): Either.Either<A, string> =>
         Option.match(parseJson(text), {
-          onNone: () => Either.left(`not JSON: ${quotedExcerpt(text)}`),
+          onNone: () => Either.left(`not JSON: ${quotedExcerpt(scrub(text))}`),
           onSome: (value) =>
             Either.mapLeft(
               decode(value),
               (error) =>
                 `unexpected shape: ${
-                  excerpt(ParseResult.TreeFormatter.formatErrorSync(error), 300)
+                  excerpt(
+                    scrub(ParseResult.TreeFormatter.formatErrorSync(error)),
+                    300,
+                  )
                 }`,
             ),
         });
@@ -662,6 +664,7 @@ const definedFields = (fields: ProfileUpdate): Record<string, string> =>
     Object.entries(fields).filter(([, value]) => value !== undefined),
   );
 
+/** What went wrong with a request that got no answer, as the runtime said it. */
 const transportReason = (failure: unknown): string => {
   const cause = typeof failure === "object" && failure !== null &&
       "cause" in failure
@@ -672,7 +675,7 @@ const transportReason = (failure: unknown): string => {
     : typeof failure === "object" && failure !== null && "reason" in failure
     ? String((failure as { reason: unknown }).reason)
     : "connection failed";
-  return excerpt(text);
+  return text;
 };
 
 export class Discourse extends Context.Tag("Discourse")<

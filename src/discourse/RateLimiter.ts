@@ -1,11 +1,16 @@
-import { Clock, Duration, Effect, Ref } from "effect";
+import { Clock, Deferred, Duration, Effect, Option, Ref } from "effect";
 
 /**
  * Discourse counts admin API requests in a sliding window shared by the whole
- * site. The limiter keeps this process under that window on its own: it paces
- * sends evenly a little below the limit and, as a hard bound, never lets
- * `limit - 1` sends fall into any trailing window, so network jitter cannot
- * push one request over.
+ * site, at the moment each one arrives. The limiter keeps this process under
+ * that window on its own, in two layers:
+ *
+ * - pacing: sends are spread evenly a little below the limit, first come,
+ *   first served, so a long run goes at a steady rate without bursts;
+ * - a hard bound checked at each send: at most `limit - 1` requests, this
+ *   one included, may be in flight or have finished within the trailing
+ *   window. A request finishes when its answer is back, which is never before
+ *   the server counted it, so latency and jitter cannot crowd that window.
  */
 export interface RateLimiterConfig {
   /** Requests the server accepts per window. */
@@ -16,8 +21,13 @@ export interface RateLimiterConfig {
 }
 
 export interface RateLimiter {
-  /** Waits for this caller's turn to send one request. First come, first served. */
-  readonly acquire: Effect.Effect<void>;
+  /**
+   * Runs `send` (one HTTP request) when this process may send it. Waiting
+   * callers go in arrival order; the send counts until it completes.
+   */
+  readonly withPermit: <A, E, R>(
+    send: Effect.Effect<A, E, R>,
+  ) => Effect.Effect<A, E, R>;
   /**
    * Holds every sender, queued or still to come, until `duration` from now has
    * elapsed: a 429 means the shared budget is spent, whoever spent it.
@@ -28,25 +38,28 @@ export interface RateLimiter {
 /** The fixed numbers the limiter plans with, all in milliseconds. */
 export interface LimiterPlan {
   readonly windowMs: number;
-  /** Sends allowed in any trailing window (one below the server's limit). */
+  /** Requests allowed to count in the trailing window (one below the limit). */
   readonly budget: number;
   /** Even spacing between two sends. */
   readonly intervalMs: number;
-  /** Added to the window so a timer firing a millisecond early stays safe. */
+  /** Added to the window so early timers and clock drift stay safe. */
   readonly marginMs: number;
 }
 
 export interface LimiterState {
-  readonly nextSlotAt: number;
-  /** The latest `budget` reserved send times, ascending. */
-  readonly recent: ReadonlyArray<number>;
+  /** The pacing schedule: the head of the line may not send before this. */
+  readonly nextSendAt: number;
   readonly heldUntil: number;
+  readonly inFlight: number;
+  /** When recent requests completed, ascending; older ones are dropped. */
+  readonly finishedAt: ReadonlyArray<number>;
 }
 
 export const initialLimiterState: LimiterState = {
-  nextSlotAt: 0,
-  recent: [],
+  nextSendAt: 0,
   heldUntil: 0,
+  inFlight: 0,
+  finishedAt: [],
 };
 
 const defaultPacing = 0.97;
@@ -55,45 +68,71 @@ export const limiterPlan = (config: RateLimiterConfig): LimiterPlan => {
   const limit = Math.max(1, Math.floor(config.limit));
   const windowMs = Duration.toMillis(Duration.decode(config.window));
   const pacing = config.pacing ?? defaultPacing;
+  const intervalMs = windowMs / (limit * pacing);
   return {
     windowMs,
     budget: Math.max(1, limit - 1),
-    intervalMs: windowMs / (limit * pacing),
-    marginMs: windowMs * 0.005,
+    intervalMs,
+    marginMs: Math.min(windowMs * 0.01, intervalMs / 2),
   };
 };
 
-/** The earliest send time for a request asking at `now`, and the state after it. */
-export const reserveSlot = (
+export type Admission =
+  | { readonly _tag: "Send" }
+  | { readonly _tag: "Wait"; readonly millis: number };
+
+/**
+ * Whether the caller at the head of the line may send at `now`: not during a
+ * hold, not before its paced turn, and not while `budget` requests are in
+ * flight or finished within the trailing window. If it may, it counts.
+ */
+export const admit = (
   plan: LimiterPlan,
   state: LimiterState,
   now: number,
-): readonly [number, LimiterState] => {
-  let slot = Math.max(now, state.nextSlotAt, state.heldUntil);
-  if (state.recent.length >= plan.budget) {
-    const oldestInWindow = state.recent[state.recent.length - plan.budget];
-    slot = Math.max(slot, oldestInWindow + plan.windowMs + plan.marginMs);
+): readonly [Admission, LimiterState] => {
+  // Whole milliseconds, as timers count them: a wait of a hair would spin.
+  const wait = (millis: number, next: LimiterState = state) =>
+    [
+      { _tag: "Wait", millis: Math.max(1, Math.ceil(millis)) } as const,
+      next,
+    ] as const;
+  if (state.heldUntil > now) return wait(state.heldUntil - now);
+  if (state.nextSendAt > now) return wait(state.nextSendAt - now);
+  const horizon = now - plan.windowMs - plan.marginMs;
+  const finishedAt = state.finishedAt.filter((at) => at > horizon);
+  const counted = state.inFlight + finishedAt.length;
+  if (counted >= plan.budget) {
+    // Finished requests leave the window at a known time; requests in flight
+    // only once they finish, so then look again shortly.
+    const leavesAt = finishedAt[counted - plan.budget];
+    return wait(
+      leavesAt === undefined
+        ? plan.intervalMs / 4
+        : leavesAt + plan.windowMs + plan.marginMs - now,
+      { ...state, finishedAt },
+    );
   }
-  return [slot, {
-    nextSlotAt: slot + plan.intervalMs,
-    recent: [...state.recent, slot].slice(-plan.budget),
-    heldUntil: state.heldUntil,
+  // A slightly late head keeps the schedule; one late by more than a whole
+  // interval (after idling or a hold) starts it afresh instead of bursting.
+  const nextSendAt = now - state.nextSendAt > plan.intervalMs
+    ? now + plan.intervalMs
+    : state.nextSendAt + plan.intervalMs;
+  return [{ _tag: "Send" }, {
+    ...state,
+    nextSendAt,
+    inFlight: state.inFlight + 1,
+    finishedAt,
   }];
 };
 
-/** Gives back a slot that was never used, so it does not count against the window. */
-export const releaseSlot = (
-  state: LimiterState,
-  slot: number,
-): LimiterState => {
-  const index = state.recent.indexOf(slot);
-  return index < 0 ? state : {
-    ...state,
-    recent: [
-      ...state.recent.slice(0, index),
-      ...state.recent.slice(index + 1),
-    ],
-  };
+/** A request sent under `admit` completed (answered, failed or gave up) at `now`. */
+export const finish = (state: LimiterState, now: number): LimiterState => {
+  const finishedAt = [...state.finishedAt];
+  let index = finishedAt.length;
+  while (index > 0 && finishedAt[index - 1] > now) index--;
+  finishedAt.splice(index, 0, now);
+  return { ...state, inFlight: Math.max(0, state.inFlight - 1), finishedAt };
 };
 
 export const holdState = (
@@ -101,36 +140,106 @@ export const holdState = (
   until: number,
 ): LimiterState => ({ ...state, heldUntil: Math.max(state.heldUntil, until) });
 
+type Restore = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+) => Effect.Effect<A, E, R>;
+
+/**
+ * A strict first-come, first-served line: leaving hands the turn straight to
+ * the next caller, so a newcomer can never slip in between.
+ */
+const makeLine = Effect.gen(function* () {
+  const line = yield* Ref.make<{
+    readonly busy: boolean;
+    readonly waiting: ReadonlyArray<Deferred.Deferred<void>>;
+  }>({ busy: false, waiting: [] });
+
+  const leave = Ref.modify(line, (current) => {
+    const [next, ...rest] = current.waiting;
+    return next === undefined
+      ? [Option.none(), { busy: false, waiting: [] }] as const
+      : [Option.some(next), { busy: true, waiting: rest }] as const;
+  }).pipe(
+    Effect.flatMap(
+      Option.match({
+        onNone: () => Effect.void,
+        onSome: (next) => Deferred.succeed(next, undefined),
+      }),
+    ),
+  );
+
+  /** Run uninterruptibly; only the wait in line itself can be interrupted. */
+  const enter = (restore: Restore) =>
+    Effect.gen(function* () {
+      const turn = yield* Deferred.make<void>();
+      const mustWait = yield* Ref.modify(line, (current) =>
+        current.busy
+          ? [true, { busy: true, waiting: [...current.waiting, turn] }] as const
+          : [false, { busy: true, waiting: current.waiting }] as const);
+      if (!mustWait) {
+        return;
+      }
+      yield* restore(Deferred.await(turn)).pipe(
+        Effect.onInterrupt(() =>
+          Ref.modify(line, (current) =>
+            current.waiting.includes(turn)
+              ? [false, {
+                ...current,
+                waiting: current.waiting.filter((other) =>
+                  other !== turn
+                ),
+              }] as const
+              : [true, current] as const).pipe(
+              // The turn came just as the caller gave up: pass it on.
+              Effect.flatMap((handedOver) => handedOver ? leave : Effect.void),
+            )
+        ),
+      );
+    });
+
+  return { enter, leave };
+});
+
 export const makeRateLimiter = (
   config: RateLimiterConfig,
 ): Effect.Effect<RateLimiter> =>
   Effect.gen(function* () {
     const plan = limiterPlan(config);
     const state = yield* Ref.make(initialLimiterState);
+    // Callers line up; only the head of the line waits on the clock.
+    const line = yield* makeLine;
 
-    const release = (slot: number) =>
-      Ref.update(state, (current) => releaseSlot(current, slot));
+    const finishNow = Effect.flatMap(
+      Clock.currentTimeMillis,
+      (now) => Ref.update(state, (current) => finish(current, now)),
+    );
 
-    // Reserving is one atomic update, so slots go out in arrival order and no
-    // lock is held while a caller sleeps until its slot.
-    const acquire: Effect.Effect<void> = Effect.gen(function* () {
-      while (true) {
-        const now = yield* Clock.currentTimeMillis;
-        const slot = yield* Ref.modify(
-          state,
-          (current) => reserveSlot(plan, current, now),
-        );
-        if (slot > now) {
-          yield* Effect.sleep(Duration.millis(slot - now)).pipe(
-            Effect.onInterrupt(() => release(slot)),
+    const waitAtHead = (restore: Restore) =>
+      Effect.gen(function* () {
+        while (true) {
+          const now = yield* Clock.currentTimeMillis;
+          const admission = yield* Ref.modify(
+            state,
+            (current) => admit(plan, current, now),
           );
+          if (admission._tag === "Send") return;
+          yield* restore(Effect.sleep(Duration.millis(admission.millis)));
         }
-        const { heldUntil } = yield* Ref.get(state);
-        // A hold that began after this reservation and outlasts it wins.
-        if (heldUntil <= slot) return;
-        yield* release(slot);
-      }
-    });
+      });
+
+    // Waiting can be interrupted; once admitted, the request is always marked
+    // finished, or its count would shrink the budget for good.
+    const withPermit = <A, E, R>(
+      send: Effect.Effect<A, E, R>,
+    ): Effect.Effect<A, E, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        line.enter(restore).pipe(
+          Effect.zipRight(
+            waitAtHead(restore).pipe(Effect.ensuring(line.leave)),
+          ),
+          Effect.zipRight(restore(send).pipe(Effect.ensuring(finishNow))),
+        )
+      );
 
     const holdFor = (duration: Duration.DurationInput) =>
       Effect.flatMap(
@@ -142,5 +251,5 @@ export const makeRateLimiter = (
           ),
       );
 
-    return { acquire, holdFor };
+    return { withPermit, holdFor };
   });

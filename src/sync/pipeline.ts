@@ -11,10 +11,10 @@ import { Moodle, type MoodleError } from "../moodle/Moodle.ts";
 import type { MoodleRecord, MoodleUser } from "../moodle/schema.ts";
 import { Reporter } from "../report/Reporter.ts";
 import { CurrentSettings, type Settings } from "../settings.ts";
-import { isReservedUsername, normalizeUsername } from "./normalize.ts";
+import { normalizeUsername } from "./normalize.ts";
 import { type DesiredProfile, desiredProfile } from "./profile.ts";
 import {
-  compileExclusions,
+  exclusionReason,
   findCollisions,
   parseExclusionFile,
   selectBatch,
@@ -108,7 +108,6 @@ export const runSync = (
 > =>
   Effect.gen(function* () {
     const settings = yield* CurrentSettings;
-    const moodle = yield* Moodle;
     const discourse = yield* Discourse;
     const audit = yield* AuditLog;
     const reporter = yield* Reporter;
@@ -124,13 +123,13 @@ export const runSync = (
           : []
       ),
     );
-    const excluded = compileExclusions({
+    const exclusionRules = {
       patterns: [
         ...settings.exclude.usernames,
         ...(yield* readExclusionFile(settings.exclude.file)),
       ],
       suspended: settings.exclude.suspended,
-    });
+    };
     const { batch, nextOffset } = options.user
       ? { batch: candidates, nextOffset: undefined }
       : selectBatch(candidates, options.offset, options.batchSize);
@@ -158,9 +157,8 @@ export const runSync = (
     const toProcess = batch.filter((
       c,
     ): c is Extract<Candidate, { _tag: "User" }> =>
-      c._tag === "User" && !excludedReason(c, excluded) &&
-      !collisions.has(c.normalized.toLowerCase()) &&
-      !isReservedUsername(c.normalized)
+      c._tag === "User" && !exclusionReason(c.user, exclusionRules) &&
+      !collisions.has(c.normalized.toLowerCase())
     );
     yield* reporter.start({ mode, users: batch.length });
     const emailSource: EmailSource = yield* chooseEmailSource(
@@ -222,7 +220,7 @@ export const runSync = (
     const decideUser = (
       candidate: Extract<Candidate, { _tag: "User" }>,
     ): Effect.Effect<Omit<UserDone, "row">, never, Discourse> => {
-      const reason = excludedReason(candidate, excluded);
+      const reason = exclusionReason(candidate.user, exclusionRules);
       if (reason) {
         return Effect.succeed(simple(candidate, "EXCLUDE", "EXCLUDED", reason));
       }
@@ -232,18 +230,7 @@ export const runSync = (
           candidate,
           "ERROR",
           "ERROR",
-          `username collision: ${
-            others.filter((o) => o !== candidate.username).map((o) => `"${o}"`)
-              .join(", ")
-          } also become "${candidate.normalized}" in Discourse; none of them is synced until the Moodle usernames differ or they are excluded`,
-        ));
-      }
-      if (isReservedUsername(candidate.normalized)) {
-        return Effect.succeed(simple(
-          candidate,
-          "ERROR",
-          "ERROR",
-          `"${candidate.normalized}" is a username Discourse reserves; exclude this Moodle user or rename it`,
+          collisionMessage(candidate, others),
         ));
       }
       return syncUser(candidate).pipe(
@@ -494,11 +481,6 @@ const readExclusionFile = (path: string | undefined) =>
     );
   });
 
-const excludedReason = (
-  candidate: Extract<Candidate, { _tag: "User" }>,
-  byPattern: (username: string) => string | undefined,
-): string | undefined => byPattern(candidate.username) ?? undefined;
-
 const chooseEmailSource = (
   settings: Settings,
   wanted: ReadonlyArray<string>,
@@ -518,6 +500,19 @@ const chooseEmailSource = (
       emails: yield* readForumEmails(new Set(wanted)),
     } as const;
   });
+
+const collisionMessage = (
+  candidate: Extract<Candidate, { _tag: "User" }>,
+  sharing: ReadonlyArray<string>,
+) => {
+  const others = sharing.filter((name) => name !== candidate.username);
+  const names = others.map((name) => `"${name}"`).join(", ");
+  return `username collision: Moodle ${
+    others.length === 1 ? "user" : "users"
+  } ${names} also ${
+    others.length === 1 ? "becomes" : "become"
+  } "${candidate.normalized}" in Discourse. None of them is synced, so no profile gets another person's data: rename one in Moodle or exclude it`;
+};
 
 const fieldList = (changes: ReadonlyArray<FieldChange>) =>
   changes.map((c) => c.field).join(", ");
