@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
-import { type MoodleScenario, startFakeMoodle } from "./doubles/fakeMoodle.ts";
-import {
-  type DiscourseScenario,
-  type DiscourseScenarioUser,
-  startFakeDiscourse,
+import type { MoodleScenario } from "./doubles/fakeMoodle.ts";
+import type {
+  DiscourseScenario,
+  DiscourseScenarioUser,
 } from "./doubles/fakeDiscourse.ts";
+import { auditLogs, runCli } from "./support/cli.ts";
 import {
-  auditLogs,
-  doublesEnv,
-  type LogRow,
-  readLog,
-  runCli,
-  writeSettings,
-} from "./support/cli.ts";
+  byMoodleId,
+  forumState,
+  lastLog,
+  withWorld as withSharedWorld,
+  type World,
+  writes,
+} from "./support/world.ts";
 
 const columns = [
   "timestamp",
@@ -164,88 +164,24 @@ const forumUsers = (): DiscourseScenarioUser[] => [
   },
 ];
 
-interface World {
-  readonly moodle: Awaited<ReturnType<typeof startFakeMoodle>>;
-  readonly discourse: Awaited<ReturnType<typeof startFakeDiscourse>>;
-  readonly dir: string;
-  readonly settingsPath: string;
-  readonly env: Record<string, string>;
-  readonly run: (args: string[]) => ReturnType<typeof runCli>;
-}
-
-const withWorld = async (
+const withWorld = (
   options: {
     readonly settings?: Record<string, unknown>;
     readonly discourse?: Partial<DiscourseScenario>;
   },
   body: (world: World) => Promise<void>,
-) => {
-  const moodle = await startFakeMoodle({
-    token: "moodle-token-3f9a",
-    users: moodleUsers(),
-  });
-  const discourse = await startFakeDiscourse({
-    apiKey: "discourse-key-77c1",
-    apiUser: "system",
-    users: forumUsers(),
-    rateLimit: {
-      adminPerMinute: 6000,
-      ipPer10Seconds: 6000,
-      ipPerMinute: 6000,
-    },
-    ...options.discourse,
-  });
-  const dir = await Deno.makeTempDir({ prefix: "sync-cli-" });
-  try {
-    const settingsPath = await writeSettings(dir, {
-      env: "test",
-      moodle: { endpoint: "http://placeholder.invalid", token: "x" },
-      discourse: {
-        url: "http://placeholder.invalid",
-        apiKey: "x",
-        requestsPerMinute: 6000,
-      },
-      logDir: dir,
-      exclude: { usernames: ["test*"] },
-      ...options.settings,
-    });
-    const env = doublesEnv(moodle, discourse);
-    await body({
-      moodle,
-      discourse,
-      dir,
-      settingsPath,
-      env,
-      run: (args) => runCli(["--settings", settingsPath, ...args], { env }),
-    });
-  } finally {
-    await moodle.close();
-    await discourse.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-};
-
-const snapshot = (world: World) =>
-  JSON.stringify([...world.discourse.users.values()]);
-
-const lastLog = async (world: World) => {
-  const logs = await auditLogs(world.dir);
-  assert.ok(logs.length > 0, "no audit log written");
-  return readLog(logs[logs.length - 1]);
-};
-
-const byMoodleId = (rows: LogRow[]) =>
-  new Map(rows.map((row) => [Number(row.moodle_id), row]));
-
-const writes = (world: World) =>
-  world.discourse.requests.filter((r) => r.method !== "GET");
+) =>
+  withSharedWorld(
+    { ...options, moodleUsers: moodleUsers(), forumUsers: forumUsers() },
+    body,
+  );
 
 Deno.test("a dry-run shows the changes, writes nothing, and logs one row per user", async () => {
   await withWorld({}, async (world) => {
-    const before = snapshot(world);
+    const before = forumState(world);
     const result = await world.run(["--all"]);
     assert.equal(result.code, 1, result.stderr); // the collision is an ERROR
-    assert.equal(snapshot(world), before);
+    assert.equal(forumState(world), before);
     assert.equal(writes(world).length, 0);
 
     const { header, rows } = await lastLog(world);
