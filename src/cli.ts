@@ -1,11 +1,18 @@
 import process from "node:process";
-import { Command, Options, Prompt } from "@effect/cli";
+import { Args, Command, Options, Prompt } from "@effect/cli";
 import { FetchHttpClient, FileSystem, Terminal } from "@effect/platform";
-import { Console, Effect, Layer, Option } from "effect";
+import { Console, Duration, Effect, Layer, Option } from "effect";
 import denoJson from "../deno.json" with { type: "json" };
 import { AuditLog } from "./audit/AuditLog.ts";
-import { Discourse } from "./discourse/Discourse.ts";
-import { Moodle } from "./moodle/Moodle.ts";
+import { Discourse, type DiscourseOptions } from "./discourse/Discourse.ts";
+import { Moodle, type MoodleClientOptions } from "./moodle/Moodle.ts";
+import { defaultLockDir, withForumLock } from "./lock.ts";
+import {
+  describeRevertSummary,
+  readApplyLog,
+  revertExitCode,
+  runRevert,
+} from "./revert.ts";
 import { consoleReporter } from "./report/console.ts";
 import {
   CurrentSettings,
@@ -15,6 +22,7 @@ import {
 } from "./settings.ts";
 import { ExitCode, exitCodeOf } from "./sync/outcome.ts";
 import { type Decision, runSync } from "./sync/pipeline.ts";
+import { createMissingProblem } from "./sync/create.ts";
 import { describeUser } from "./report/console.ts";
 
 export const version = denoJson.version;
@@ -89,6 +97,75 @@ const interactive = Options.boolean("interactive").pipe(
   ),
 );
 
+const createMissing = Options.boolean("create-missing").pipe(
+  Options.withDescription(
+    "With --apply: create the forum accounts of Moodle users the forum lacks (through DiscourseConnect when discourse.ssoSecret is set).",
+  ),
+);
+
+const fromSeconds = (seconds: number | undefined) =>
+  seconds === undefined ? undefined : Duration.millis(seconds * 1000);
+
+/** Only the keys the settings set: the rest keep the clients' defaults. */
+const defined = <A extends object>(options: A): Partial<A> =>
+  Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Partial<A>;
+
+/** The Discourse client's waits and retries, from the settings. */
+export const discourseTuning = (
+  settings: Settings,
+): Partial<DiscourseOptions> =>
+  defined({
+    requestTimeout: fromSeconds(settings.discourse.timeoutSeconds),
+    maxFailureRetries: settings.discourse.retries,
+    backoffBase: fromSeconds(settings.discourse.retryDelaySeconds),
+    maxRateLimitWait: fromSeconds(settings.discourse.maxRateLimitWaitSeconds),
+  });
+
+/** The Moodle client's waits and retries, from the settings. */
+export const moodleTuning = (
+  settings: Settings,
+): Partial<MoodleClientOptions> =>
+  defined({
+    timeout: fromSeconds(settings.moodle.timeoutSeconds),
+    retries: settings.moodle.retries,
+    retryDelay: fromSeconds(settings.moodle.retryDelaySeconds),
+  });
+
+/**
+ * Takes the forum's lock for a run that writes, or says who holds it and
+ * sets exit 3. Some(lock) when taken; None when the run must stop.
+ */
+const lockForum = (proc: Process, settings: Settings, command: string) =>
+  withForumLock({
+    dir: settings.lockDir ?? defaultLockDir(),
+    discourseUrl: settings.discourse.url,
+    command,
+  }).pipe(
+    Effect.tap((lock) =>
+      Option.match(lock.tookOverFrom, {
+        onNone: () => Effect.void,
+        onSome: (dead) =>
+          Console.error(
+            `warning: took over the lock of ${settings.discourse.url} left by pid ${dead.pid} on ${dead.host} (started ${dead.startedAt}), which is no longer running: that run was killed or crashed, so check its audit log`,
+          ),
+      })
+    ),
+    Effect.map(Option.some),
+    Effect.catchAll((error) =>
+      Effect.zipRight(
+        Console.error(`error: ${error.message}`),
+        Effect.sync(() => {
+          proc.setExitCode(
+            error._tag === "LockHeld" ? ExitCode.fatal : ExitCode.usage,
+          );
+          return Option.none();
+        }),
+      )
+    ),
+  );
+
 /** A usage problem: said once, exit 2, nothing contacted. */
 const usage = (proc: Process, message: string) =>
   Effect.zipRight(
@@ -135,9 +212,11 @@ export const makeCommand = (proc: Process) =>
       check,
       json,
       interactive,
+      createMissing,
     },
     (flags) =>
-      Effect.gen(function* () {
+      // Scoped: the forum lock of an --apply run is released when it ends.
+      Effect.scoped(Effect.gen(function* () {
         if (flags.check && (flags.apply || flags.interactive)) {
           return yield* usage(
             proc,
@@ -200,10 +279,22 @@ export const makeCommand = (proc: Process) =>
           }
         }
         const applying = flags.apply || flags.interactive;
+        const creationProblem = flags.createMissing
+          ? createMissingProblem(applying, settings)
+          : undefined;
+        if (creationProblem !== undefined) {
+          return yield* usage(proc, creationProblem);
+        }
+        if (
+          applying &&
+          Option.isNone(yield* lockForum(proc, settings, "sync --apply"))
+        ) {
+          return;
+        }
         const terminal = yield* Terminal.Terminal;
         const services = Layer.mergeAll(
-          Moodle.layer,
-          Discourse.layer,
+          Moodle.layerWith(moodleTuning(settings)),
+          Discourse.layerWith(discourseTuning(settings)),
           AuditLog.layer({
             dir: settings.logDir,
             env: settings.env,
@@ -220,6 +311,7 @@ export const makeCommand = (proc: Process) =>
           offset: flags.offset,
           batchSize: flags.all ? 0 : batchSize ?? settings.batchSize,
           force: flags.forceRecreate,
+          createMissing: flags.createMissing,
           concurrency: settings.concurrency,
           confirm: flags.interactive
             ? (pending) =>
@@ -248,15 +340,113 @@ export const makeCommand = (proc: Process) =>
           return;
         }
         proc.setExitCode(exitCodeOf(summary, flags.check));
-      }),
+      })),
   ).pipe(
     Command.withDescription(
       "Keep Discourse user profiles (name, location, bio, email) in step with Moodle. Dry-run unless --apply.",
     ),
   );
 
-export const makeCli = (proc: Process) =>
-  Command.run(makeCommand(proc), {
-    name: "sync-moodle-discourse",
-    version,
-  });
+const revertLog = Args.text({ name: "LOG.csv" }).pipe(
+  Args.withDescription(
+    "The audit log of an --apply run (sync_log_{env}_apply_{date}.csv).",
+  ),
+);
+const revertApply = Options.boolean("apply").pipe(
+  Options.withDescription(
+    "Write the old values back. Without it the revert is a dry-run that only shows them.",
+  ),
+);
+
+/**
+ * `revert LOG.csv`: puts back the `before` values of an apply log's SUCCESS
+ * rows, field by field, only where Discourse still holds what the sync wrote.
+ */
+export const makeRevertCommand = (
+  proc: Process,
+  root: ReturnType<typeof makeCommand>,
+) =>
+  Command.make(
+    "revert",
+    {
+      log: revertLog,
+      apply: revertApply,
+      settingsFile: Options.text("settings").pipe(
+        Options.withDescription(
+          "Settings file (default ./settings.json): the forum's URL and API key.",
+        ),
+        Options.optional,
+      ),
+      logDir,
+    },
+    (flags) =>
+      Effect.scoped(Effect.gen(function* () {
+        // `--settings` and `--log-dir` may come before `revert` too.
+        const parent = yield* root;
+        const settingsPath = Option.getOrElse(
+          flags.settingsFile,
+          () => parent.settingsFile,
+        );
+        const logDirFlag = Option.orElse(flags.logDir, () => parent.logDir);
+        const loaded = yield* loadSettings(settingsPath, process.env)
+          .pipe(Effect.either);
+        if (loaded._tag === "Left") {
+          return yield* usage(proc, loaded.left.message);
+        }
+        const log = yield* readApplyLog(flags.log).pipe(Effect.either);
+        if (log._tag === "Left") {
+          return yield* usage(proc, log.left.message);
+        }
+        const settings: Settings = {
+          ...loaded.right,
+          logDir: Option.getOrElse(logDirFlag, () => loaded.right.logDir),
+        };
+        if (
+          flags.apply &&
+          Option.isNone(yield* lockForum(proc, settings, "revert --apply"))
+        ) {
+          return;
+        }
+        const services = Layer.mergeAll(
+          Discourse.layerWith(discourseTuning(settings)),
+          AuditLog.layer({
+            dir: settings.logDir,
+            // Recognisable next to the sync's logs: sync_log_{env}_revert_apply_...
+            env: `${settings.env}_revert`,
+            mode: flags.apply ? "apply" : "dryrun",
+          }),
+        ).pipe(
+          Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
+          Layer.provide(FetchHttpClient.layer),
+        );
+        const outcome = yield* runRevert({
+          log: log.right,
+          apply: flags.apply,
+          stopRequested: proc.stopRequested,
+        }).pipe(Effect.provide(services), Effect.either);
+        if (outcome._tag === "Left") {
+          yield* Console.error(`error: ${outcome.left.message}`);
+          proc.setExitCode(ExitCode.usage);
+          return;
+        }
+        for (
+          const line of describeRevertSummary(
+            outcome.right,
+            log.right.ignored,
+          )
+        ) yield* Console.log(line);
+        proc.setExitCode(revertExitCode(outcome.right));
+      })),
+  ).pipe(
+    Command.withDescription(
+      "Put back the values an --apply run overwrote, from its audit log; only fields nobody changed since. Dry-run unless --apply.",
+    ),
+  );
+
+export const makeCli = (proc: Process) => {
+  const root = makeCommand(proc);
+  return Command.run(
+    root.pipe(Command.withSubcommands([makeRevertCommand(proc, root)])),
+    { name: "sync-moodle-discourse", version },
+  );
+};

@@ -3,6 +3,7 @@ import { NodeContext } from "@effect/platform-node";
 import { Effect } from "effect";
 import { ValidationError } from "@effect/cli";
 import { makeCli } from "./cli.ts";
+import { releaseAllLocks } from "./lock.ts";
 import { ExitCode } from "./sync/outcome.ts";
 
 /**
@@ -10,10 +11,31 @@ import { ExitCode } from "./sync/outcome.ts";
  * forms, so one leading `--` is dropped.
  */
 const args = process.argv.slice(2);
-const argv = [
-  ...process.argv.slice(0, 2),
-  ...(args[0] === "--" ? args.slice(1) : args),
-];
+const withoutDashes = args[0] === "--" ? args.slice(1) : args;
+
+/**
+ * @effect/cli reads its built-in `--log-level` only before the command's own
+ * flags; operators append it anywhere, so it is moved to the front.
+ */
+const hoistLogLevel = (
+  given: ReadonlyArray<string>,
+): Array<string> => {
+  const hoisted: Array<string> = [];
+  const rest: Array<string> = [];
+  for (let i = 0; i < given.length; i++) {
+    if (given[i].startsWith("--log-level=")) {
+      hoisted.push(given[i]);
+    } else if (given[i] === "--log-level" && i + 1 < given.length) {
+      hoisted.push(given[i], given[i + 1]);
+      i++;
+    } else {
+      rest.push(given[i]);
+    }
+  }
+  return [...hoisted, ...rest];
+};
+
+const argv = [...process.argv.slice(0, 2), ...hoistLogLevel(withoutDashes)];
 
 /**
  * The first SIGINT/SIGTERM lets the users in flight finish and their rows be
@@ -29,6 +51,9 @@ const onSignal = () => {
 };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
+// process.exit skips Effect finalizers (a second signal, the end of the run):
+// the forum lock must not outlive the run, whichever way it ends.
+process.on("exit", releaseAllLocks);
 
 let exitCode: number = ExitCode.ok;
 const cli = makeCli({

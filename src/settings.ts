@@ -42,6 +42,15 @@ const wholeNumberBetween = (min: number, max: number) =>
   Schema.Int.pipe(Schema.between(min, max)).annotations(
     expecting(`a whole number from ${min} to ${max}`),
   );
+/** Waits are in seconds, fractions allowed (tests shrink them to milliseconds). */
+const seconds = Schema.Number.pipe(
+  Schema.finite(),
+  Schema.greaterThan(0),
+  Schema.lessThanOrEqualTo(3600),
+).annotations(
+  expecting("a number of seconds > 0 and <= 3600, such as 30 or 0.5"),
+);
+const retryCount = wholeNumberBetween(0, 20);
 const text = (expected: string) =>
   Schema.NonEmptyTrimmedString.annotations(expecting(expected));
 const required = <S extends Schema.Schema.Any>(schema: S, expected: string) =>
@@ -63,9 +72,11 @@ const describeUrl = (raw: string): string => {
     url.search = url.search === "" ? "" : "?(hidden)";
     return url.href;
   } catch {
-    return raw.includes("?")
-      ? `${raw.slice(0, raw.indexOf("?"))}?(hidden)`
-      : raw;
+    // Unparsable, yet it may still hold user:password@ or a query.
+    const withoutUser = raw.replace(/\/\/[^/?#]*@/, "//(hidden)@");
+    return withoutUser.includes("?")
+      ? `${withoutUser.slice(0, withoutUser.indexOf("?"))}?(hidden)`
+      : withoutUser;
   }
 };
 
@@ -176,7 +187,14 @@ export const Settings = Schema.Struct({
       Schema.Redacted(text("the web service token (a non-empty string)")),
       "the Moodle web service token (or set MOODLE_TOKEN)",
     ),
-  }).annotations({ message: () => "an object with endpoint and token" }),
+    // Absent means the client's default: see README "Settings".
+    timeoutSeconds: Schema.optional(seconds),
+    retries: Schema.optional(retryCount),
+    retryDelaySeconds: Schema.optional(seconds),
+  }).annotations({
+    message: () =>
+      "an object with endpoint, token, timeoutSeconds, retries, retryDelaySeconds",
+  }),
   discourse: Schema.Struct({
     url: required(DiscourseUrl, "the forum's URL (or set DISCOURSE_URL)"),
     apiKey: required(
@@ -189,14 +207,46 @@ export const Settings = Schema.Struct({
     requestsPerMinute: Schema.optionalWith(wholeNumber(1), {
       default: () => 60,
     }),
+    timeoutSeconds: Schema.optional(seconds),
+    retries: Schema.optional(retryCount),
+    retryDelaySeconds: Schema.optional(seconds),
+    maxRateLimitWaitSeconds: Schema.optional(seconds),
+    /** The forum's discourse_connect_secret: signs `sync_sso` payloads. */
+    ssoSecret: Schema.optional(
+      Schema.Redacted(text("the DiscourseConnect secret (a non-empty string)")),
+    ),
   }).annotations({
-    message: () => "an object with url, apiKey, apiUser, requestsPerMinute",
+    message: () =>
+      "an object with url, apiKey, apiUser, requestsPerMinute, timeoutSeconds, retries, retryDelaySeconds, maxRateLimitWaitSeconds, ssoSecret",
   }),
   batchSize: Schema.optionalWith(wholeNumber(0), { default: () => 10 }),
   concurrency: Schema.optionalWith(wholeNumber(1), { default: () => 4 }),
   logDir: Schema.optionalWith(text("a directory path"), {
     default: () => ".",
   }),
+  /**
+   * How a Moodle user finds their forum account: by normalised username, by
+   * DiscourseConnect external id (the Moodle id), or external id, then
+   * username, then exact email.
+   */
+  match: Schema.optionalWith(
+    Schema.Literal("username", "external_id", "auto").annotations(
+      expecting('"username", "external_id" or "auto"'),
+    ),
+    { default: () => "username" as const },
+  ),
+  /** Accounts made by --create-missing. */
+  create: Schema.optionalWith(
+    Schema.Struct({
+      suppressWelcomeMessage: Schema.optionalWith(
+        Schema.Boolean.annotations(expecting("true or false")),
+        { default: () => true },
+      ),
+    }).annotations({ message: () => "an object with suppressWelcomeMessage" }),
+    { default: () => ({ suppressWelcomeMessage: true }) },
+  ),
+  /** Where --apply runs lock the forum; absent: the OS temp dir. */
+  lockDir: Schema.optional(text("a directory path")),
   exclude: Schema.optionalWith(
     Schema.Struct({
       usernames: Schema.optionalWith(
@@ -311,6 +361,7 @@ export const settingsEnvironmentVariables = {
   DISCOURSE_URL: ["discourse", "url"],
   DISCOURSE_API_KEY: ["discourse", "apiKey"],
   DISCOURSE_API_USER: ["discourse", "apiUser"],
+  DISCOURSE_SSO_SECRET: ["discourse", "ssoSecret"],
   BATCH_SIZE: ["batchSize"],
   ENV: ["env"],
 } as const satisfies Record<string, ReadonlyArray<string>>;
@@ -326,6 +377,7 @@ const requiredVariables: ReadonlyArray<SettingsVariable> = [
 const secretPaths: ReadonlySet<string> = new Set([
   "moodle.token",
   "discourse.apiKey",
+  "discourse.ssoSecret",
 ]);
 const urlPaths: ReadonlySet<string> = new Set([
   "moodle.endpoint",
@@ -345,14 +397,32 @@ const valueAt = (root: unknown, path: ReadonlyArray<PropertyKey>): unknown =>
     root,
   );
 
+/** The token and key as given (file or environment), to hide anywhere. */
+const secretsIn = (input: JsonObject): ReadonlyArray<string> =>
+  [...secretPaths].flatMap((path) => {
+    const value = valueAt(input, path.split("."));
+    return typeof value === "string" && value.trim().length >= 4
+      ? [value, value.trim()]
+      : [];
+  });
+
 /** A value as the operator wrote it, short, and with no secret in it. */
-const describeFound = (path: string, value: unknown): string => {
+const describeFound = (
+  path: string,
+  value: unknown,
+  secrets: ReadonlyArray<string> = [],
+): string => {
   if (value === undefined) return "nothing";
   if (secretPaths.has(path)) return "(hidden)";
   if (Array.isArray(value)) return "a list";
   if (isObject(value)) return "an object";
   if (typeof value === "string") {
-    const shown = urlPaths.has(path) ? describeUrl(value) : value;
+    // A secret pasted under the wrong key is still a secret.
+    const unsecret = secrets.reduce(
+      (text, secret) => text.split(secret).join("(hidden)"),
+      value,
+    );
+    const shown = urlPaths.has(path) ? describeUrl(unsecret) : unsecret;
     return JSON.stringify(
       shown.length > 80 ? `${shown.slice(0, 80)}...` : shown,
     );
@@ -544,7 +614,10 @@ const readSettingsFile = (
     });
     if (!isObject(parsed)) {
       return yield* fail(
-        Array.isArray(parsed) ? "a JSON list" : `the JSON value ${parsed}`,
+        Array.isArray(parsed) ? "a JSON list" : typeof parsed === "string"
+          // The string could be a pasted secret: name only its kind.
+          ? "a JSON string"
+          : `the JSON value ${parsed}`,
         "a JSON object { ... } like settings.example.json",
       );
     }
@@ -639,7 +712,7 @@ export const loadSettings = (
           ? "an unknown key"
           : issue._tag === "Missing"
           ? "nothing"
-          : describeFound(key, valueAt(input, issue.path)),
+          : describeFound(key, valueAt(input, issue.path), secretsIn(input)),
         expected: unknownKey
           ? unknownKeyExpectation(
             issue.message,
@@ -656,10 +729,11 @@ export const loadSettings = (
 
 /** Whether the parsed settings file itself holds a token or API key. */
 const holdsSecret = (json: JsonObject): boolean =>
-  [["moodle", "token"], ["discourse", "apiKey"]].some((keyPath) => {
-    const value = valueAt(json, keyPath);
-    return typeof value === "string" && value.trim() !== "";
-  });
+  [["moodle", "token"], ["discourse", "apiKey"], ["discourse", "ssoSecret"]]
+    .some((keyPath) => {
+      const value = valueAt(json, keyPath);
+      return typeof value === "string" && value.trim() !== "";
+    });
 
 /**
  * The warning for a secret-holding settings file that group or others may
@@ -672,7 +746,7 @@ export const settingsFileMode = (
 ): Option.Option<string> =>
   secretInside && (mode & 0o044) !== 0
     ? Option.some(
-      `${path} holds secrets (moodle.token or discourse.apiKey) and other users of this machine can read it (mode ${
+      `${path} holds secrets (moodle.token, discourse.apiKey or discourse.ssoSecret) and other users of this machine can read it (mode ${
         (mode & 0o777).toString(8).padStart(3, "0")
       }); restrict it with: chmod 600 ${path}`,
     )

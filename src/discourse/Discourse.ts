@@ -17,12 +17,17 @@ import {
 import { CurrentSettings } from "../settings.ts";
 import { makeRateLimiter } from "./RateLimiter.ts";
 import {
+  AdminUserDetail,
   AdminUserPage,
   type AdminUserRow,
+  CreateUserResponse,
   type DiscourseUser,
   EmailsResponse,
   ErrorBody,
+  type NewLocalAccount,
   type ProfileUpdate,
+  type SsoAccount,
+  SyncSsoResponse,
   UpdateResponse,
   UserResponse,
 } from "./schema.ts";
@@ -66,7 +71,17 @@ export class DiscourseDecodeError extends Data.TaggedError(
   "DiscourseDecodeError",
 )<{ readonly message: string }> {}
 
+/**
+ * DiscourseConnect refused a `sync_sso` call as a whole: a bad signature (the
+ * secret is wrong), DiscourseConnect disabled, or no secret set. Every
+ * further call would fail the same way, so it is fatal.
+ */
+export class DiscourseConnectRejected extends Data.TaggedError(
+  "DiscourseConnectRejected",
+)<{ readonly message: string }> {}
+
 export type DiscourseError =
+  | DiscourseConnectRejected
   | DiscourseCredentialsRejected
   | DiscourseForbidden
   | DiscourseNotFound
@@ -132,6 +147,28 @@ export interface DiscourseService {
     username: string,
     fields: ProfileUpdate,
   ) => Effect.Effect<DiscourseUser, DiscourseError>;
+  /**
+   * `GET /admin/users/{id}.json`: the DiscourseConnect external id the
+   * account carries, or None when it has no SSO record.
+   */
+  readonly externalIdOf: (
+    userId: number,
+  ) => Effect.Effect<Option.Option<string>, DiscourseError>;
+  /**
+   * `POST /admin/users/sync_sso`, signed with `discourse.ssoSecret`: the
+   * account Discourse created, or the one it found by SSO record or email.
+   */
+  readonly syncSso: (
+    account: SsoAccount,
+  ) => Effect.Effect<SyncSsoResponse, DiscourseError>;
+  /**
+   * `POST /users.json` as admin, active and approved, without a password.
+   * Its `success: false` fails as DiscourseValidationError. Success does not
+   * prove an account exists (a taken email also "succeeds"): read it back.
+   */
+  readonly createUser: (
+    account: NewLocalAccount,
+  ) => Effect.Effect<void, DiscourseError>;
   /** `PUT /u/{username}/preferences/email.json` (empty 200 body). */
   readonly requestEmailChange: (
     username: string,
@@ -145,11 +182,14 @@ export interface DiscourseService {
 interface Call {
   /** Completes "could not …", e.g. `read user "alice"`. */
   readonly what: string;
-  readonly method: "GET" | "PUT";
+  readonly method: "GET" | "PUT" | "POST";
   /** Already URL-encoded, starting with a slash. */
   readonly path: string;
   readonly query?: Readonly<Record<string, string>>;
+  /** Sent as JSON. */
   readonly body?: unknown;
+  /** Sent as application/x-www-form-urlencoded (percent-encoded: `+` safe). */
+  readonly form?: Readonly<Record<string, string>>;
 }
 
 /** What one attempt brought back, before any judgement. */
@@ -274,7 +314,14 @@ const make = (tuning: Partial<DiscourseOptions>) =>
     // Server text is the only outside input in messages; a server echoing the
     // request headers back must not leak the key into a log.
     // Scrubbed before any excerpt, so a cut can never leave half a key.
-    const scrub = (text: string) => text.split(apiKey).join("[redacted]");
+    const ssoSecret = settings.discourse.ssoSecret === undefined
+      ? undefined
+      : Redacted.value(settings.discourse.ssoSecret);
+    const scrub = (text: string) =>
+      [apiKey, ...(ssoSecret === undefined ? [] : [ssoSecret])].reduce(
+        (scrubbed, secret) => scrubbed.split(secret).join("[redacted]"),
+        text,
+      );
     const wordsOf = (text: string) => serverWords(scrub(text));
     const quoted = (words: ReadonlyArray<string>) =>
       words.length === 0 ? "no explanation given" : `"${words.join("; ")}"`;
@@ -295,6 +342,9 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           Accept: "application/json",
         }),
       );
+      if (call.form !== undefined) {
+        return HttpClientRequest.bodyUrlParams(request, call.form);
+      }
       return call.body === undefined
         ? request
         : HttpClientRequest.bodyUnsafeJson(request, call.body);
@@ -590,6 +640,12 @@ const make = (tuning: Partial<DiscourseOptions>) =>
     const readUpdate = json(UpdateResponse);
     const readEmails = json(EmailsResponse);
     const readAdminPage = json(AdminUserPage);
+    const readAdminUser = json(AdminUserDetail);
+    const readSyncSso = json(SyncSsoResponse);
+    const readCreated = json(CreateUserResponse);
+    const connectAdvice =
+      `discourse.ssoSecret / DISCOURSE_SSO_SECRET must equal the forum's ` +
+      `discourse_connect_secret site setting (Admin > Settings > Login).`;
 
     const service: DiscourseService = {
       userByUsername: (username) =>
@@ -643,6 +699,96 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           path: `/u/${user(username)}.json`,
           body: definedFields(fields),
         }, readUpdate).pipe(Effect.map((body) => body.user)),
+      externalIdOf: (userId) =>
+        execute({
+          what: `read the DiscourseConnect record of user id ${userId}`,
+          method: "GET",
+          path: `/admin/users/${userId}.json`,
+        }, readAdminUser).pipe(
+          Effect.map((detail) =>
+            Option.fromNullable(detail.single_sign_on_record?.external_id).pipe(
+              Option.map(String),
+            )
+          ),
+        ),
+      syncSso: (account) =>
+        Effect.gen(function* () {
+          const call = (form: Record<string, string>): Call => ({
+            what: `create or link the DiscourseConnect account of external ` +
+              `id "${account.external_id}" ("${account.username}")`,
+            method: "POST",
+            path: "/admin/users/sync_sso",
+            form,
+          });
+          if (ssoSecret === undefined) {
+            return yield* new DiscourseConnectRejected({
+              message: `Cannot ${
+                call({}).what
+              }: discourse.ssoSecret is not set. ${connectAdvice}`,
+            });
+          }
+          const sso = encodeSsoPayload(account);
+          const sig = yield* signSsoPayload(sso, ssoSecret);
+          return yield* execute(call({ sso, sig }), readSyncSso).pipe(
+            Effect.catchTags({
+              DiscourseValidationError: (error) =>
+                error.errors.some((words) => /signature|base64/i.test(words))
+                  ? Effect.fail(
+                    new DiscourseConnectRejected({
+                      message: `Discourse rejected the DiscourseConnect ` +
+                        `signature (POST /admin/users/sync_sso, HTTP 422: ` +
+                        `"${error.errors.join("; ")}"): the secret is wrong, ` +
+                        `so no account can be created. ${connectAdvice}`,
+                    }),
+                  )
+                  : Effect.fail(error),
+              // The judge reads any /admin/ 404 as bad credentials; here the
+              // likelier cause is DiscourseConnect being off.
+              DiscourseCredentialsRejected: () =>
+                Effect.fail(
+                  new DiscourseConnectRejected({
+                    message: `Discourse answered 404 to POST ` +
+                      `/admin/users/sync_sso: DiscourseConnect is not enabled ` +
+                      `on the forum (site setting enable_discourse_connect), ` +
+                      `or the API key is not a valid admin key. Enable ` +
+                      `DiscourseConnect, or remove discourse.ssoSecret to ` +
+                      `create accounts with POST /users.json instead.`,
+                  }),
+                ),
+            }),
+          );
+        }),
+      createUser: (account) =>
+        execute({
+          what: `create user "${account.username}"`,
+          method: "POST",
+          path: "/users.json",
+          body: {
+            username: account.username,
+            email: account.email,
+            ...(account.name === undefined ? {} : { name: account.name }),
+            active: true,
+            approved: true,
+          },
+        }, readCreated).pipe(
+          Effect.flatMap((answer) => {
+            if (answer.success) return Effect.void;
+            const words = [
+              ...(answer.message ? [excerpt(scrub(answer.message))] : []),
+              ...Object.entries(answer.errors ?? {}).flatMap((
+                [field, messages],
+              ) => messages.map((m) => excerpt(scrub(`${field} ${m}`)))),
+            ];
+            return Effect.fail(
+              new DiscourseValidationError({
+                errors: words,
+                message: `Discourse refused to create user ` +
+                  `"${account.username}" (POST /users.json answered success ` +
+                  `false: ${quoted(words)}).`,
+              }),
+            );
+          }),
+        ),
       requestEmailChange: (username, email) =>
         execute({
           what: `request an email change for user "${username}"`,
@@ -653,6 +799,49 @@ const make = (tuning: Partial<DiscourseOptions>) =>
       requestsSent: Ref.get(sent),
     };
     return service;
+  });
+
+/**
+ * The `sso` parameter of `sync_sso`: Base64 of the URL-encoded payload.
+ * URLSearchParams percent-encodes everything but ASCII letters, digits and
+ * `*-._`, so the Base64 input is ASCII and Discourse's Rack parser reads it.
+ */
+export const encodeSsoPayload = (account: SsoAccount): string => {
+  const payload = new URLSearchParams();
+  payload.set("external_id", account.external_id);
+  payload.set("email", account.email);
+  payload.set("username", account.username);
+  if (account.name !== undefined) payload.set("name", account.name);
+  if (account.bio !== undefined) payload.set("bio", account.bio);
+  if (account.location !== undefined) payload.set("location", account.location);
+  payload.set(
+    "suppress_welcome_message",
+    String(account.suppress_welcome_message),
+  );
+  return btoa(payload.toString());
+};
+
+/** Lowercase hex HMAC-SHA256 of the Base64 payload, keyed with the secret. */
+export const signSsoPayload = (
+  sso: string,
+  secret: string,
+): Effect.Effect<string> =>
+  Effect.promise(async () => {
+    const encoder = new TextEncoder();
+    const key = await crypto.subtle.importKey(
+      "raw",
+      encoder.encode(secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    const signature = await crypto.subtle.sign(
+      "HMAC",
+      key,
+      encoder.encode(sso),
+    );
+    return [...new Uint8Array(signature)]
+      .map((byte) => byte.toString(16).padStart(2, "0")).join("");
   });
 
 const quotedExcerpt = (text: string) =>

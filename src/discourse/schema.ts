@@ -82,3 +82,60 @@ export interface ProfileUpdate {
   readonly location?: string;
   readonly bio_raw?: string;
 }
+
+/**
+ * `GET /admin/users/{id}.json`: the only single-user answer that says which
+ * DiscourseConnect external id an account carries. `single_sign_on_record` is
+ * null (or absent) when the account has none.
+ */
+export const AdminUserDetail = Schema.Struct({
+  id: Schema.Int,
+  username: Schema.String,
+  single_sign_on_record: Schema.optional(Schema.NullOr(Schema.Struct({
+    external_id: Schema.Union(Schema.String, Schema.Number),
+  }))),
+});
+export type AdminUserDetail = typeof AdminUserDetail.Type;
+
+/** What `POST /admin/users/sync_sso` answers: the user it created or found. */
+export const SyncSsoResponse = Schema.Struct({
+  id: Schema.Int,
+  username: Schema.String,
+});
+export type SyncSsoResponse = typeof SyncSsoResponse.Type;
+
+/**
+ * `POST /users.json` answers 200 whatever happened: `success` false carries
+ * `message` and per-field `errors`; `user_id` is usually omitted.
+ */
+export const CreateUserResponse = Schema.Struct({
+  success: Schema.Boolean,
+  active: Schema.optional(Schema.Boolean),
+  message: Schema.optional(Schema.NullOr(Schema.String)),
+  errors: Schema.optional(
+    Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) }),
+  ),
+  user_id: Schema.optional(Schema.NullOr(Schema.Int)),
+});
+export type CreateUserResponse = typeof CreateUserResponse.Type;
+
+/**
+ * The DiscourseConnect payload fields `sync_sso` reads. Absent keys leave
+ * Discourse's value alone; `external_id` is the Moodle user id.
+ */
+export interface SsoAccount {
+  readonly external_id: string;
+  readonly email: string;
+  readonly username: string;
+  readonly name?: string;
+  readonly bio?: string;
+  readonly location?: string;
+  readonly suppress_welcome_message: boolean;
+}
+
+/** `POST /users.json` as an admin: active and approved, no password. */
+export interface NewLocalAccount {
+  readonly username: string;
+  readonly email: string;
+  readonly name?: string;
+}

@@ -273,8 +273,19 @@ export const makeMoodle = (
 
     // Moodle echoes parts of requests in some messages; a token must never
     // leave this module, whatever text carries it.
+    // The token travels form-encoded, so an echo may carry it encoded too.
+    const tokenForms = [
+      ...new Set([
+        token,
+        encodeURIComponent(token),
+        new URLSearchParams({ t: token }).toString().slice(2),
+      ]),
+    ].filter((form) => form.length > 0);
     const scrub = (text: string): string =>
-      token.length > 0 ? text.split(token).join("(hidden)") : text;
+      tokenForms.reduce(
+        (scrubbed, form) => scrubbed.split(form).join("(hidden)"),
+        text,
+      );
     const excerpt = (body: string): string => {
       const flat = scrub(body).replace(/\s+/g, " ").trim();
       return flat.length > 80 ? `${flat.slice(0, 80)}...` : flat;

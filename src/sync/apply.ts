@@ -6,12 +6,22 @@ import type { FieldChange } from "./diff.ts";
 /** Discourse's own limits (user.rb): caught here rather than as a 422. */
 export const fieldLimits = { name: 255, location: 3000, bio: 3000 } as const;
 
+/** Discourse's EmailAddressValidator (lib/email_address_validator.rb). */
+const discourseEmail =
+  /^[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
+
 /** Changes Discourse is known to refuse, described for the operator. */
 export const limitViolations = (
   changes: ReadonlyArray<FieldChange>,
 ): ReadonlyArray<string> =>
   changes.flatMap((change) => {
-    if (change.field === "email") return [];
+    if (change.field === "email") {
+      return discourseEmail.test(change.after.trim()) ? [] : [
+        `email ${
+          JSON.stringify(change.after)
+        } is not an address Discourse accepts: correct it in Moodle`,
+      ];
+    }
     const limit = fieldLimits[change.field];
     const length = [...change.after].length;
     return length > limit

@@ -7,6 +7,11 @@ export interface ForumAccount {
   readonly user: DiscourseUser;
   /** Undefined when the email was not looked up (email sync is off). */
   readonly email: string | undefined;
+  /**
+   * Addresses awaiting confirmation, when the email lookup brought them
+   * (`emails.json` does); undefined means they are read only if needed.
+   */
+  readonly pendingEmails?: ReadonlyArray<string>;
 }
 
 /** Rows of the admin user list: the only way to read emails in bulk. */
@@ -27,10 +32,11 @@ export const chooseEmailStrategy = (
 
 /**
  * Reads admin list pages until every wanted username has been seen or the
- * list ends: a batch at the start of the list stops early.
+ * list ends: a batch at the start of the list stops early. `undefined` wants
+ * every account: matching by external id learns usernames only later.
  */
 export const readForumEmails = (
-  wanted: ReadonlySet<string>,
+  wanted: ReadonlySet<string> | undefined,
   onPage?: (page: number) => Effect.Effect<void>,
 ): Effect.Effect<ReadonlyMap<string, string>, DiscourseError, Discourse> =>
   Effect.gen(function* () {
@@ -44,34 +50,44 @@ export const readForumEmails = (
       );
       for (const row of rows) {
         const key = row.username.toLowerCase();
-        if (!wanted.has(key)) continue;
+        if (wanted !== undefined && !wanted.has(key)) continue;
         if (!emails.has(key)) found++;
         emails.set(key, row.email);
       }
-      if (rows.length < adminPageSize || found >= wanted.size) return emails;
+      if (
+        rows.length < adminPageSize ||
+        (wanted !== undefined && found >= wanted.size)
+      ) return emails;
     }
-  });
-
-/** One user's primary email, for runs too small to read the whole list. */
-const lookUpEmail = (
-  username: string,
-): Effect.Effect<string, DiscourseError, Discourse> =>
-  Effect.gen(function* () {
-    const discourse = yield* Discourse;
-    const rows = yield* discourse.adminUserPage(1, { filter: username });
-    const row = rows.find((r) =>
-      r.username.toLowerCase() === username.toLowerCase()
-    );
-    if (row) return row.email;
-    // Staged accounts, or a filter matching more than a page: ask directly.
-    const emails = yield* discourse.emails(username);
-    return emails.email;
   });
 
 export type EmailSource =
   | { readonly _tag: "none" }
   | { readonly _tag: "bulk"; readonly emails: ReadonlyMap<string, string> }
+  /** Each user's `emails.json`: one request, pending addresses included. */
   | { readonly _tag: "per-user" };
+
+/** A profile read by any route, completed with its primary email. */
+export const withEmail = (
+  user: DiscourseUser,
+  emailSource: EmailSource,
+): Effect.Effect<ForumAccount, DiscourseError, Discourse> =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    if (emailSource._tag === "none") return { user, email: undefined };
+    const listed = emailSource._tag === "bulk"
+      ? emailSource.emails.get(user.username.toLowerCase())
+      : undefined;
+    if (listed !== undefined) return { user, email: listed };
+    // One emails.json read gives the primary address and the pending ones:
+    // a user whose email differs then needs no second read to be planned.
+    const emails = yield* discourse.emails(user.username);
+    return {
+      user,
+      email: emails.email,
+      pendingEmails: emails.unconfirmed_emails,
+    };
+  });
 
 /** The account a Discourse username names, or None when there is none. */
 export const fetchForumAccount = (
@@ -82,14 +98,7 @@ export const fetchForumAccount = (
     const discourse = yield* Discourse;
     const found = yield* discourse.userByUsername(username);
     if (Option.isNone(found)) return Option.none();
-    const user = found.value;
-    const email = emailSource._tag === "none"
-      ? undefined
-      : emailSource._tag === "bulk"
-      ? emailSource.emails.get(user.username.toLowerCase()) ??
-        (yield* discourse.emails(user.username)).email
-      : yield* lookUpEmail(user.username);
-    return Option.some({ user, email });
+    return Option.some(yield* withEmail(found.value, emailSource));
   });
 
 /** Pending (unconfirmed) addresses: read only when an email would change. */

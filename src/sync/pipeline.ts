@@ -1,5 +1,5 @@
 import { FileSystem } from "@effect/platform";
-import { Clock, Effect, Option, Ref, Stream } from "effect";
+import { Clock, Effect, Either, Option, Ref, Stream } from "effect";
 import {
   type AuditAction,
   type AuditEntry,
@@ -9,6 +9,7 @@ import {
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { Moodle, type MoodleError } from "../moodle/Moodle.ts";
 import type { MoodleRecord, MoodleUser } from "../moodle/schema.ts";
+import type { DiscourseUser } from "../discourse/schema.ts";
 import { Reporter } from "../report/Reporter.ts";
 import { CurrentSettings, type Settings } from "../settings.ts";
 import { normalizeUsername } from "./normalize.ts";
@@ -22,12 +23,30 @@ import {
 import {
   chooseEmailStrategy,
   type EmailSource,
-  fetchForumAccount,
   type ForumAccount,
   pendingEmails,
   readForumEmails,
 } from "./fetchDiscourse.ts";
+import {
+  accountOwnership,
+  describeMatch,
+  describeSteps,
+  findForumAccount,
+  foreignAccountMessage,
+  type MatchStep,
+  matchSteps,
+  needsOwnershipCheck,
+  type Seeker,
+  sharedEmails,
+} from "./match.ts";
 import { diffProfile, type FieldChange, type Plan } from "./diff.ts";
+import {
+  createAccount,
+  createdMessage,
+  creationPlan,
+  creationRefusal,
+  creationRoute,
+} from "./create.ts";
 import { applyChanges, limitViolations, PartialWrite } from "./apply.ts";
 import { verifyProfile } from "./verify.ts";
 import type { RunSummary, StopReason, UserDone } from "./outcome.ts";
@@ -45,6 +64,8 @@ export interface RunOptions {
   readonly batchSize: number;
   /** Send every enabled field even when equal: the repair after a restore. */
   readonly force: boolean;
+  /** With `apply`: create the forum accounts of users the forum lacks. */
+  readonly createMissing?: boolean;
   readonly concurrency: number;
   /** Asked before each user's writes in `--interactive`. */
   readonly confirm?: (
@@ -86,9 +107,11 @@ const candidateOf = (
 };
 
 /** Errors after which no further user should be written. */
-const isFatal = (error: DiscourseError): boolean =>
+const isFatal = (error: { readonly _tag: string }): boolean =>
   error._tag === "DiscourseCredentialsRejected" ||
-  error._tag === "DiscourseTransportError";
+  error._tag === "DiscourseTransportError" ||
+  // A wrong DiscourseConnect secret fails every creation alike.
+  error._tag === "DiscourseConnectRejected";
 
 /**
  * The sync: select -> exclude/collide -> fetch Discourse -> diff -> apply ->
@@ -123,6 +146,22 @@ export const runSync = (
           : []
       ),
     );
+    const emailsShared = sharedEmails(
+      candidates.flatMap((c) => c._tag === "User" ? [c.desired.email] : []),
+    );
+    const seekerOf = (candidate: Extract<Candidate, { _tag: "User" }>) => ({
+      moodleId: candidate.user.id,
+      username: candidate.normalized,
+      email: candidate.desired.email,
+      usernameShared: collisions.has(candidate.normalized.toLowerCase()),
+      emailShared: emailsShared.has(
+        candidate.desired.email.trim().toLowerCase(),
+      ),
+    } satisfies Seeker);
+    // Only username matching refuses a shared username outright; the other
+    // modes may still find the account by external id or email.
+    const refusedForCollision = (normalized: string) =>
+      settings.match === "username" && collisions.has(normalized.toLowerCase());
     const exclusionRules = {
       patterns: [
         ...settings.exclude.usernames,
@@ -158,12 +197,16 @@ export const runSync = (
       c,
     ): c is Extract<Candidate, { _tag: "User" }> =>
       c._tag === "User" && !exclusionReason(c.user, exclusionRules) &&
-      !collisions.has(c.normalized.toLowerCase())
+      !refusedForCollision(c.normalized)
     );
     yield* reporter.start({ mode, users: batch.length });
     const emailSource: EmailSource = yield* chooseEmailSource(
       settings,
-      toProcess.map((c) => c.normalized.toLowerCase()),
+      toProcess.length,
+      // Other modes learn forum usernames only while matching.
+      settings.match === "username"
+        ? toProcess.map((c) => c.normalized.toLowerCase())
+        : undefined,
       records.length,
     );
 
@@ -225,7 +268,7 @@ export const runSync = (
         return Effect.succeed(simple(candidate, "EXCLUDE", "EXCLUDED", reason));
       }
       const others = collisions.get(candidate.normalized.toLowerCase());
-      if (others) {
+      if (others && refusedForCollision(candidate.normalized)) {
         return Effect.succeed(simple(
           candidate,
           "ERROR",
@@ -263,27 +306,19 @@ export const runSync = (
 
     const syncUser = (candidate: Extract<Candidate, { _tag: "User" }>) =>
       Effect.gen(function* () {
-        const account = yield* fetchForumAccount(
-          candidate.normalized,
+        const seeker = seekerOf(candidate);
+        const identity = yield* findForumAccount(
+          seeker,
+          matchSteps(settings.match, seeker),
           emailSource,
         );
-        if (Option.isNone(account)) {
-          return options.apply
-            ? simple(
-              candidate,
-              "CREATE",
-              "SKIPPED",
-              "not in Discourse: accounts are created at first SSO login",
-            )
-            : simple(
-              candidate,
-              "CREATE",
-              "DRY_RUN",
-              "not in Discourse: would be created at first SSO login",
-            );
+        if (identity._tag === "NotFound") {
+          return yield* missingUser(candidate, identity.tried);
         }
-        const plan = yield* planFor(candidate.desired, account.value);
-        const username = account.value.user.username;
+        const account = identity;
+        const how = describeMatch(identity.by);
+        const plan = yield* planFor(candidate.desired, account.account);
+        const username = account.account.user.username;
         const withUsername = { ...candidate, normalized: username };
         if (plan.changes.length === 0) {
           return withPlan(
@@ -291,7 +326,7 @@ export const runSync = (
             plan,
             "UPDATE",
             "EXISTS",
-            messageWith("already up to date", plan),
+            messageWith("already up to date", plan, how),
           );
         }
         const tooLong = limitViolations(plan.changes);
@@ -301,8 +336,29 @@ export const runSync = (
             plan,
             "ERROR",
             "ERROR",
-            `not sent: ${tooLong.join("; ")}`,
+            `not sent: ${tooLong.join("; ")}; ${how}`,
           );
+        }
+        // Checked before anything would be written, in a dry-run too, so
+        // that the dry-run shows what --apply would refuse.
+        if (needsOwnershipCheck(identity.by, settings)) {
+          const owner = yield* accountOwnership(
+            account.account,
+            candidate.user.id,
+          );
+          if (owner._tag === "Foreign") {
+            return simple(
+              withUsername,
+              "ERROR",
+              "ERROR",
+              foreignAccountMessage(
+                identity.by,
+                account.account,
+                owner.externalId,
+                candidate.user.id,
+              ),
+            );
+          }
         }
         if (!options.apply) {
           return withPlan(
@@ -310,7 +366,7 @@ export const runSync = (
             plan,
             "UPDATE",
             "DRY_RUN",
-            messageWith(`would update ${fieldList(plan.changes)}`, plan),
+            messageWith(`would update ${fieldList(plan.changes)}`, plan, how),
           );
         }
         if (options.confirm && !(yield* Ref.get(applyAll))) {
@@ -353,7 +409,7 @@ export const runSync = (
                 `${m.field} (holds ${JSON.stringify(m.actual)})`
               )
                 .join(", ")
-            }: a site setting may override it${emailNote}`,
+            }: a site setting may override it${emailNote}; ${how}`,
           );
         }
         return withPlan(
@@ -367,9 +423,181 @@ export const runSync = (
             }`
               .replace(/^updated $/, "") + emailNote,
             plan,
+            how,
           ).replace(/^; /, ""),
         );
       });
+
+    /** No account found: logged as missing, or created with --create-missing. */
+    const missingUser = (
+      candidate: Extract<Candidate, { _tag: "User" }>,
+      tried: ReadonlyArray<MatchStep>,
+    ) =>
+      Effect.gen(function* () {
+        const notFound = `not in Discourse (no account has its ${
+          describeSteps(tried)
+        })`;
+        const others = collisions.get(candidate.normalized.toLowerCase());
+        // Unfound, a shared username cannot be told apart from the others'.
+        if (others && settings.match === "auto") {
+          return simple(
+            candidate,
+            "ERROR",
+            "ERROR",
+            `${collisionMessage(candidate, others)}; ${notFound}`,
+          );
+        }
+        if (!options.apply) {
+          return simple(
+            candidate,
+            "CREATE",
+            "DRY_RUN",
+            `${notFound}: would be created at first SSO login, or now by --apply --create-missing`,
+          );
+        }
+        if (!options.createMissing) {
+          return simple(
+            candidate,
+            "CREATE",
+            "SKIPPED",
+            `${notFound}: not created (accounts are created at first SSO login, or by --create-missing)`,
+          );
+        }
+        return yield* createUser(candidate, tried);
+      });
+
+    const createUser = (
+      candidate: Extract<Candidate, { _tag: "User" }>,
+      tried: ReadonlyArray<MatchStep>,
+    ) =>
+      Effect.gen(function* () {
+        const route = creationRoute(settings);
+        const plan = creationPlan(candidate.desired, settings.fields);
+        const refusal = creationRefusal({
+          username: candidate.normalized,
+          email: candidate.desired.email,
+          usernameShared: collisions.has(candidate.normalized.toLowerCase()),
+          route,
+          plan,
+        });
+        if (refusal) return simple(candidate, "ERROR", "ERROR", refusal);
+        if (options.confirm && !(yield* Ref.get(applyAll))) {
+          const decision = yield* options.confirm({
+            entry:
+              withPlan(candidate, plan, "CREATE", "DRY_RUN", "would create")
+                .entry,
+            plan,
+          });
+          if (decision === "all") yield* Ref.set(applyAll, true);
+          if (decision === "quit") {
+            yield* Ref.set(stop, { _tag: "OperatorQuit" });
+          }
+          if (decision === "skip" || decision === "quit") {
+            return simple(
+              candidate,
+              "CREATE",
+              "SKIPPED",
+              "skipped by the operator",
+            );
+          }
+        }
+        const created = yield* createAccount({
+          moodleId: candidate.user.id,
+          username: candidate.normalized,
+          email: candidate.desired.email.trim(),
+          plan,
+          route,
+          suppressWelcomeMessage: settings.create.suppressWelcomeMessage,
+          emailKnownFree: tried.includes("email"),
+        });
+        const withUsername = {
+          ...candidate,
+          normalized: created.user.username,
+        };
+        // Verified like an update: whatever Discourse did not take at
+        // creation (POST /users.json has no bio or location) is written now,
+        // and what still differs afterwards is reported.
+        const rest = diffAgainst(candidate.desired, created.user);
+        const made = createdMessage(
+          route,
+          created,
+          candidate.user.id,
+          settings.create.suppressWelcomeMessage,
+        );
+        const completed = rest.changes.length === 0
+          ? Either.right(created.user)
+          : yield* applyChanges(created.user.username, rest.changes).pipe(
+            Effect.map((applied) =>
+              Option.getOrElse(applied.stored, () => created.user)
+            ),
+            Effect.either,
+          );
+        if (Either.isLeft(completed)) {
+          // The account exists: the row must say so, not only what failed.
+          const error = completed.left instanceof PartialWrite
+            ? completed.left.error
+            : completed.left;
+          if (isFatal(error)) {
+            yield* Ref.update(
+              stop,
+              (reason) =>
+                reason ?? { _tag: "Fatal", message: error.message } as const,
+            );
+          }
+          return simple(
+            withUsername,
+            "ERROR",
+            "ERROR",
+            `${made}, then writing ${
+              fieldList(rest.changes)
+            } failed: ${error.message}`,
+          );
+        }
+        const stored = completed.right;
+        const mismatches = diffAgainst(candidate.desired, stored).changes;
+        if (mismatches.length > 0) {
+          return withPlan(
+            withUsername,
+            plan,
+            "CREATE",
+            "VERIFY_FAILED",
+            `${made}, but Discourse did not keep ${
+              mismatches.map((m) =>
+                `${m.field} (holds ${JSON.stringify(m.before)})`
+              ).join(", ")
+            }: a site setting may override it`,
+          );
+        }
+        return withPlan(
+          withUsername,
+          plan,
+          "CREATE",
+          "SUCCESS",
+          messageWith(made, rest),
+        );
+      });
+
+    /** A just-created account against Moodle, under the field policies. */
+    const diffAgainst = (desired: DesiredProfile, user: DiscourseUser) =>
+      diffProfile(
+        desired,
+        {
+          name: user.name,
+          location: user.location,
+          bio: user.bio_raw,
+          // Set at creation; Discourse shows it only to a separate request.
+          email: desired.email,
+          pendingEmails: [],
+        },
+        settings.fields,
+        {
+          name: user.can_edit_name,
+          location: user.can_change_location,
+          bio: user.can_change_bio,
+          email: true,
+        },
+        { force: false },
+      );
 
     const planFor = (desired: DesiredProfile, account: ForumAccount) =>
       Effect.gen(function* () {
@@ -397,7 +625,8 @@ export const runSync = (
           diffOptions,
         );
         if (!plan.changes.some((c) => c.field === "email")) return plan;
-        const pending = yield* pendingEmails(user.username);
+        const pending = account.pendingEmails ??
+          (yield* pendingEmails(user.username));
         return diffProfile(
           desired,
           { ...current, pendingEmails: pending },
@@ -483,21 +712,25 @@ const readExclusionFile = (path: string | undefined) =>
 
 const chooseEmailSource = (
   settings: Settings,
-  wanted: ReadonlyArray<string>,
+  usersToProcess: number,
+  /** Lower-case forum usernames; undefined when not known before matching. */
+  wanted: ReadonlyArray<string> | undefined,
   moodleUsers: number,
 ) =>
   Effect.gen(function* () {
-    if (settings.fields.email !== "overwrite" || wanted.length === 0) {
+    if (settings.fields.email !== "overwrite" || usersToProcess === 0) {
       return { _tag: "none" } as const;
     }
-    if (chooseEmailStrategy(wanted.length, moodleUsers) === "per-user") {
+    if (chooseEmailStrategy(usersToProcess, moodleUsers) === "per-user") {
       return { _tag: "per-user" } as const;
     }
     const reporter = yield* Reporter;
     yield* reporter.info("Reading forum emails from the admin user list...");
     return {
       _tag: "bulk",
-      emails: yield* readForumEmails(new Set(wanted)),
+      emails: yield* readForumEmails(
+        wanted === undefined ? undefined : new Set(wanted),
+      ),
     } as const;
   });
 
@@ -517,8 +750,8 @@ const collisionMessage = (
 const fieldList = (changes: ReadonlyArray<FieldChange>) =>
   changes.map((c) => c.field).join(", ");
 
-const messageWith = (text: string, plan: Plan) =>
-  [text, ...plan.skipped.map((s) => `${s.field} skipped: ${s.reason}`)]
+const messageWith = (text: string, plan: Plan, how = "") =>
+  [text, ...plan.skipped.map((s) => `${s.field} skipped: ${s.reason}`), how]
     .filter((part) => part.length > 0).join("; ");
 
 const identity = (candidate: Candidate) => {

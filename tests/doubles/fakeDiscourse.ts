@@ -513,6 +513,7 @@ type Route =
   | { kind: "emails"; username: string }
   | { kind: "changeEmail"; username: string }
   | { kind: "adminList"; flag: string }
+  | { kind: "adminUser"; id: number }
   | { kind: "cards" }
   | { kind: "createUser" }
   | { kind: "syncSso" }
@@ -573,6 +574,12 @@ const resolveRoute = (method: string, path: string): Route | undefined => {
     method === "GET"
   ) {
     return { kind: "adminList", flag: fourth };
+  }
+  if (
+    first === "admin" && second === "users" && parts.length === 3 &&
+    /^\d+$/.test(third) && method === "GET"
+  ) {
+    return { kind: "adminUser", id: Number(third) };
   }
   if (first === "user-cards" && parts.length === 1 && method === "GET") {
     return { kind: "cards" };
@@ -1019,6 +1026,41 @@ export const startFakeDiscourse = async (
     );
   };
 
+  /**
+   * AdminDetailedUserSerializer, trimmed to what is safe to rely on: the
+   * SSO record (null when none) is the only per-user place the
+   * DiscourseConnect external id shows; no profile fields, no bio.
+   */
+  const adminUser = (id: number): Response => {
+    const user = users.get(id);
+    if (!user) throw new Failure(404, notFoundBody);
+    const out: Record<string, unknown> = {
+      id: user.id,
+      username: user.username,
+    };
+    if (namesEnabled) out.name = isBlank(user.name) ? null : user.name;
+    Object.assign(out, {
+      avatar_template: avatarTemplate(user),
+      active: user.active !== false,
+      admin: user.admin === true,
+      moderator: user.moderator === true,
+      staged: user.staged === true,
+      trust_level: user.trust_level ?? 1,
+      created_at: createdAt(user),
+      suspended_till: isSuspended(user) ? user.suspended_till : null,
+      single_sign_on_record: user.external_id === undefined ? null : {
+        user_id: user.id,
+        external_id: user.external_id,
+        external_username: user.username,
+        external_name: user.name ?? null,
+        external_avatar_url: null,
+        created_at: createdAt(user),
+        updated_at: createdAt(user),
+      },
+    });
+    return jsonResponse(200, out);
+  };
+
   const cards = (
     viewer: DiscourseScenarioUser,
     query: URLSearchParams,
@@ -1369,6 +1411,8 @@ export const startFakeDiscourse = async (
           return changeEmail(route.username, viewer, await readParams(call));
         case "adminList":
           return adminList(route.flag, viewer, call.path, call.query);
+        case "adminUser":
+          return adminUser(route.id);
         case "cards":
           return cards(viewer, call.query);
         case "createUser":

@@ -472,3 +472,143 @@ export const demoScenario = (): {
     },
   };
 };
+
+/** The DiscourseConnect secret of `identityScenario`'s forum. */
+export const identitySecret = "connect-secret-b64+/=";
+
+/**
+ * The usernames behind each identity case: a forum where DiscourseConnect
+ * (Moodle as provider) stored each account's Moodle id as its external id,
+ * and where usernames no longer say who is who.
+ */
+export const identityCases = {
+  /** External id 2; renamed in Discourse to `ro_forum`. */
+  renamed: { moodle: "renamed.one", discourse: "ro_forum" },
+  /** Both normalise to `ana_garcia`; each has its own account by external id. */
+  collidingSpace: { moodle: "ana garcia", discourse: "anagarcia.m" },
+  collidingUnderscore: { moodle: "ana_garcia", discourse: "ana_garcia" },
+  /** `taken.name` in Discourse carries external id 99: someone else's. */
+  foreignByUsername: "taken.name",
+  /** A local account with no SSO record: a username match may write it. */
+  unlinked: "plain.user",
+  /** Only the email finds it: `mm_other` has Moodle's address, no SSO record. */
+  byEmail: { moodle: "mail.match", discourse: "mm_other" },
+  /** External id 8, same username, nothing to change. */
+  inStep: "in.step",
+  /** `fm_x` has Moodle's address but external id 77: someone else's. */
+  foreignByEmail: { moodle: "foreign.mail", discourse: "fm_x" },
+  /** In no form in the forum. */
+  absent: "brand.new",
+} as const;
+
+/**
+ * Moodle and Discourse for the matching modes. The forum is a
+ * DiscourseConnect site (by-external answers) unless a test says otherwise.
+ */
+export const identityScenario = (): {
+  moodle: MoodleScenario;
+  discourse: Omit<DiscourseScenario, "apiKey" | "apiUser">;
+} => {
+  const moodleUsers = withGuest([
+    moodleUser(2, "renamed.one", {
+      firstname: "Renata",
+      lastname: "One",
+      city: "Lyon",
+      country: "FR",
+    }),
+    moodleUser(3, "ana garcia", {
+      firstname: "Ana",
+      lastname: "García",
+      email: "ana.garcia@campus.example",
+      city: "Sevilla",
+      country: "ES",
+    }),
+    moodleUser(4, "ana_garcia", {
+      firstname: "Ana",
+      lastname: "García Ruiz",
+      email: "ana.garcia.ruiz@campus.example",
+      city: "Granada",
+      country: "ES",
+    }),
+    moodleUser(5, "taken.name", { firstname: "Taken", lastname: "Name" }),
+    moodleUser(6, "plain.user", {
+      firstname: "Plain",
+      lastname: "User",
+      city: "Porto",
+      country: "PT",
+    }),
+    moodleUser(7, "mail.match", {
+      firstname: "Mail",
+      lastname: "Match",
+      email: "mail.match@campus.example",
+    }),
+    moodleUser(8, "in.step", {
+      firstname: "In",
+      lastname: "Step",
+      city: "Roma",
+      country: "IT",
+    }),
+    moodleUser(9, "foreign.mail", {
+      firstname: "Foreign",
+      lastname: "Mail",
+      email: "foreign.mail@campus.example",
+    }),
+    moodleUser(10, "brand.new", {
+      firstname: "Brand",
+      lastname: "New",
+      city: "Quito",
+      country: "EC",
+      description: "<p>Nueva en el foro</p>",
+      descriptionformat: 1,
+    }),
+  ]);
+  const forumUsers: DiscourseScenarioUser[] = [
+    discourseUser(-1, "system", { admin: true }),
+    discourseUser(20, "ro_forum", {
+      name: "Renata",
+      email: "renamed.one@campus.example",
+      external_id: "2",
+    }),
+    discourseUser(21, "anagarcia.m", {
+      name: "Ana",
+      email: "ana.garcia@campus.example",
+      external_id: "3",
+    }),
+    discourseUser(22, "ana_garcia", {
+      name: "Ana G.",
+      email: "ana.garcia.ruiz@campus.example",
+      external_id: "4",
+    }),
+    discourseUser(23, "taken.name", {
+      name: "Somebody Else",
+      email: "somebody@elsewhere.example",
+      external_id: "99",
+    }),
+    discourseUser(24, "plain.user", {
+      name: "Plain",
+      email: "plain.user@campus.example",
+    }),
+    discourseUser(25, "mm_other", {
+      name: "M. Match",
+      email: "mail.match@campus.example",
+    }),
+    discourseUser(26, "in.step", {
+      name: "In Step",
+      email: "in.step@campus.example",
+      location: "Roma, IT",
+      external_id: "8",
+    }),
+    discourseUser(27, "fm_x", {
+      name: "Not Foreign Mail",
+      email: "foreign.mail@campus.example",
+      external_id: "77",
+    }),
+  ];
+  return {
+    moodle: { token: demoCredentials.moodleToken, users: moodleUsers },
+    discourse: {
+      users: forumUsers,
+      site: { discourseConnectSecret: identitySecret },
+    },
+  };
+};

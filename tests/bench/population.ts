@@ -1,0 +1,176 @@
+// Synthetic Moodle and Discourse populations for the benchmark: N Moodle
+// users and about as many forum accounts, with a realistic mix of up-to-date
+// profiles, differing fields and missing accounts. The forum's values for an
+// up-to-date user come from the sync's own pure `desiredProfile`, so "up to
+// date" means exactly what the sync means by it.
+import type { MoodleScenario } from "../doubles/fakeMoodle.ts";
+import type {
+  DiscourseScenario,
+  DiscourseScenarioUser,
+} from "../doubles/fakeDiscourse.ts";
+import { moodleUser, withGuest } from "../doubles/scenarios.ts";
+import { desiredProfile } from "../../src/sync/profile.ts";
+import type { MoodleUser } from "../../src/moodle/schema.ts";
+
+export const benchCredentials = {
+  moodleToken: "bench-moodle-token",
+  discourseApiKey: "bench-discourse-api-key",
+  discourseApiUser: "system",
+} as const;
+
+/** What the population holds on purpose, so a run's results can be checked. */
+export interface Planted {
+  /** Moodle users without a forum account. */
+  readonly missing: ReadonlySet<string>;
+  /** Forum usernames whose name, location or bio differs from Moodle. */
+  readonly profileDiffers: ReadonlySet<string>;
+  /** Forum usernames whose primary email differs from Moodle. */
+  readonly emailDiffers: ReadonlySet<string>;
+  /** Moodle usernames that collide after normalisation: ERROR rows by design. */
+  readonly collisions: ReadonlySet<string>;
+  /** Forum accounts with no Moodle user. */
+  readonly forumOnly: number;
+}
+
+export interface Population {
+  readonly moodle: MoodleScenario;
+  readonly discourse: DiscourseScenario;
+  readonly planted: Planted;
+  /** Moodle usernames in list (id) order, guest excluded. */
+  readonly usernames: ReadonlyArray<string>;
+}
+
+/**
+ * The mix, per 100 users: 2 missing from the forum, 2 with a different
+ * name, 2 location, 2 bio, 1 email, 1 with name, bio and email all
+ * different; the other 90 up to date. One forum-only account per 100.
+ */
+type Kind =
+  | "missing"
+  | "name"
+  | "location"
+  | "bio"
+  | "email"
+  | "several"
+  | "current";
+
+export const kindOf = (index: number): Kind => {
+  const slot = index % 100;
+  if (slot === 17 || slot === 63) return "missing";
+  if (slot === 5 || slot === 55) return "name";
+  if (slot === 11 || slot === 71) return "location";
+  if (slot === 23 || slot === 83) return "bio";
+  if (slot === 41) return "email";
+  if (slot === 97) return "several";
+  return "current";
+};
+
+const cities = [
+  ["Buenos Aires", "AR"],
+  ["Madrid", "ES"],
+  ["Milano", "IT"],
+  ["Bogotá", "CO"],
+  ["Dublin", "IE"],
+  ["Lima", "PE"],
+  ["Montevideo", "UY"],
+  ["Manchester", "GB"],
+] as const;
+
+const firstNames = ["Ana", "José", "Giulia", "Oliver", "Lucía", "Marco"];
+const lastNames = ["García", "Rossi", "Smith", "Núñez", "Bianchi", "Brown"];
+
+/** A Moodle-style HTML description: a paragraph, some emphasis, sometimes a list. */
+const description = (index: number): string =>
+  `<p>Estudiante de <strong>ingeniería</strong> en la cohorte ${
+    2000 + (index % 25)
+  }. Me interesan la <a href="https://example.org/t/${index}">robótica</a> ` +
+  `y la programación.</p>` +
+  (index % 3 === 0 ? "<ul><li>Python</li><li>Arduino</li></ul>" : "");
+
+/** `student.<index>`: valid in Discourse as it is, 20 characters or fewer. */
+export const usernameOf = (index: number): string => `student.${index}`;
+
+export const syntheticPopulation = (size: number): Population => {
+  const moodleRecords: Array<Record<string, unknown>> = [];
+  const forumUsers: DiscourseScenarioUser[] = [];
+  const missing = new Set<string>();
+  const profileDiffers = new Set<string>();
+  const emailDiffers = new Set<string>();
+  const collisions = new Set<string>();
+  const usernames: string[] = [];
+  let forumId = 10;
+  let forumOnly = 0;
+  const locationRules = { country: "code", locale: "en" } as const;
+
+  for (let index = 1; index <= size; index++) {
+    const username = usernameOf(index);
+    const [city, country] = cities[index % cities.length];
+    const record = moodleUser(index + 1, username, {
+      firstname: firstNames[index % firstNames.length],
+      lastname: `${lastNames[index % lastNames.length]} ${index}`,
+      city,
+      country,
+      description: description(index),
+      descriptionformat: 1,
+    });
+    moodleRecords.push(record);
+    usernames.push(username);
+    const kind = kindOf(index);
+    if (kind === "missing") {
+      missing.add(username);
+    } else {
+      const wanted = desiredProfile(record as unknown as MoodleUser, {
+        ...locationRules,
+      });
+      const differs = (field: "name" | "location" | "bio" | "email") =>
+        kind === field ||
+        (kind === "several" && field !== "location");
+      forumUsers.push({
+        id: forumId++,
+        username,
+        name: differs("name") ? `${wanted.name} (old)` : wanted.name,
+        email: differs("email") ? `${username}@old-mail.example` : wanted.email,
+        location: differs("location") ? "Somewhere else" : wanted.location,
+        bio_raw: differs("bio") ? "An old bio." : wanted.bio,
+        active: true,
+      });
+      if (kind !== "current" && kind !== "email") profileDiffers.add(username);
+      if (differs("email")) emailDiffers.add(username);
+    }
+    if (index % 100 === 50) {
+      forumOnly++;
+      forumUsers.push({
+        id: forumId++,
+        username: `forum.only.${index}`,
+        name: "Forum Only",
+        email: `forum.only.${index}@forum.example`,
+        active: true,
+      });
+    }
+  }
+
+  // One pair that normalises to the same forum name: refused, never written.
+  const collisionId = size + 2;
+  for (const [offset, username] of ["bench clash", "bench_clash"].entries()) {
+    moodleRecords.push(moodleUser(collisionId + offset, username));
+    usernames.push(username);
+    collisions.add(username);
+  }
+
+  return {
+    moodle: {
+      token: benchCredentials.moodleToken,
+      users: withGuest(moodleRecords),
+      // Bodies of 100,000 requests are not worth keeping in the bench process.
+      recordBodies: false,
+    },
+    discourse: {
+      apiKey: benchCredentials.discourseApiKey,
+      apiUser: benchCredentials.discourseApiUser,
+      users: forumUsers,
+      recordBodies: false,
+    },
+    planted: { missing, profileDiffers, emailDiffers, collisions, forumOnly },
+    usernames,
+  };
+};

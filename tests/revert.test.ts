@@ -1,0 +1,182 @@
+// `revert LOG.csv`: undo an --apply run from its audit log, safely.
+import assert from "node:assert/strict";
+import { Effect } from "effect";
+import { auditLogs, readLog } from "./support/cli.ts";
+import {
+  forumState,
+  lastLog,
+  withWorld,
+  type World,
+  writes,
+} from "./support/reliability.ts";
+import { acquireLock } from "../src/lock.ts";
+
+const applyLog = async (world: World) => {
+  const result = await world.run(["--all", "--apply"]);
+  assert.equal(result.code, 0, result.stderr);
+  const logs = await auditLogs(world.dir);
+  const path = logs.find((p) =>
+    /sync_log_test_apply_\d{8}_\d{6}\.csv$/.test(p)
+  );
+  assert.ok(path, `no apply log among ${logs}`);
+  return path;
+};
+
+const logMatching = async (world: World, pattern: RegExp) => {
+  const path = (await auditLogs(world.dir)).find((p) => pattern.test(p));
+  assert.ok(path, `no log matching ${pattern}`);
+  return { path, ...(await readLog(path)) };
+};
+
+Deno.test("apply, then revert: the forum is exactly as before, and the revert has its own logs", async () => {
+  await withWorld({}, async (world) => {
+    const before = forumState(world.discourse);
+    const log = await applyLog(world);
+    assert.notDeepEqual(forumState(world.discourse), before);
+    const syncMailRequests = world.discourse.emailChangeRequests.length;
+    const { rows: applied } = await readLog(log);
+    const successes = applied.filter((r) => r.status === "SUCCESS");
+
+    const writesBefore = writes(world.discourse).length;
+    const dry = await world.run(["revert", log]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(writes(world.discourse).length, writesBefore, "dry-run wrote");
+    assert.match(dry.stdout, /would put back name, location, bio/);
+    const dryLog = await logMatching(
+      world,
+      /sync_log_test_revert_dryrun_\d{8}_\d{6}\.csv$/,
+    );
+    assert.equal(dryLog.rows.length, successes.length);
+
+    const result = await world.run(["revert", log, "--apply"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(forumState(world.discourse), before);
+    // The sync's email change was never confirmed: nothing is mailed again.
+    assert.equal(world.discourse.emailChangeRequests.length, syncMailRequests);
+
+    const revertLog = await logMatching(
+      world,
+      /sync_log_test_revert_apply_\d{8}_\d{6}\.csv$/,
+    );
+    assert.deepEqual(revertLog.header, dryLog.header);
+    assert.equal(revertLog.rows.length, successes.length);
+    const byId = new Map(revertLog.rows.map((r) => [r.moodle_id, r]));
+    for (const row of successes) {
+      const reverted = byId.get(row.moodle_id);
+      assert.ok(reverted, `no revert row for ${row.normalized_username}`);
+      if (row.fields === "email") {
+        assert.equal(reverted.status, "EXISTS");
+        assert.match(reverted.message, /never confirmed.*no mail sent/);
+        continue;
+      }
+      assert.equal(reverted.status, "SUCCESS", reverted.message);
+      // The revert's before/after are the sync's after/before.
+      const fields = row.fields.split(";").filter((f) => f !== "email");
+      const pick = (json: string) =>
+        Object.fromEntries(
+          Object.entries(JSON.parse(json)).filter(([k]) => fields.includes(k)),
+        );
+      assert.deepEqual(JSON.parse(reverted.before), pick(row.after));
+      assert.deepEqual(JSON.parse(reverted.after), pick(row.before));
+    }
+    const mixed = byId.get("10");
+    assert.match(
+      mixed?.message ?? "",
+      /put back name, location, bio.*never confirmed/,
+    );
+
+    // Reverting the revert replays the sync.
+    const redo = await world.run(["revert", revertLog.path, "--apply"]);
+    assert.equal(redo.code, 0, redo.stderr);
+    const again = await world.run(["--all", "--check"]);
+    assert.equal(again.code, 0, again.stdout);
+  });
+});
+
+Deno.test("revert leaves alone every field changed since the sync, and says so", async () => {
+  await withWorld({}, async (world) => {
+    const log = await applyLog(world);
+    const jose = world.discourse.userByUsername("jose.nunez")!;
+    jose.name = "José N. (edited by José)";
+    const result = await world.run(["revert", log, "--apply"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(jose.name, "José N. (edited by José)");
+    assert.equal(jose.location ?? "", "");
+    assert.equal(jose.bio_raw ?? "", "");
+    const { rows } = await logMatching(world, /revert_apply/);
+    const row = rows.find((r) => r.normalized_username === "jose.nunez");
+    assert.equal(row?.status, "SUCCESS");
+    assert.equal(row?.fields, "location;bio");
+    assert.match(row?.message ?? "", /name skipped: changed since the sync/);
+  });
+});
+
+Deno.test("an email change the user confirmed is asked back; the row says a confirmation link goes out", async () => {
+  await withWorld({}, async (world) => {
+    const log = await applyLog(world);
+    const user = world.discourse.userByUsername("email.changer")!;
+    // The user clicked the link.
+    user.email = "new-address@uni.example";
+    user.unconfirmed_emails = [];
+    const result = await world.run(["revert", log, "--apply"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(world.discourse.emailChangeRequests.at(-1), {
+      username: "email.changer",
+      email: "old-address@uni.example",
+    });
+    const { rows } = await logMatching(world, /revert_apply/);
+    const row = rows.find((r) => r.normalized_username === "email.changer");
+    assert.equal(row?.status, "SUCCESS");
+    assert.match(row?.message ?? "", /confirmation link goes to old-address/);
+  });
+});
+
+Deno.test("revert refuses a dry-run log, a CSV that is not an audit log and a missing file, with exit 2 and nothing contacted", async () => {
+  await withWorld({}, async (world) => {
+    const dry = await world.run(["--all"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const { path: dryLog } = await lastLog(world);
+    const requests = world.discourse.requests.length;
+
+    const refusedDry = await world.run(["revert", dryLog, "--apply"]);
+    assert.equal(refusedDry.code, 2);
+    assert.match(refusedDry.stderr, /dry-run.*nothing to put back/);
+
+    const other = `${world.dir}/people.csv`;
+    await Deno.writeTextFile(other, "name,email\nAna,ana@example.org\n");
+    const refusedOther = await world.run(["revert", other]);
+    assert.equal(refusedOther.code, 2);
+    assert.match(refusedOther.stderr, /not an audit log/);
+
+    const binary = `${world.dir}/garbage.csv`;
+    await Deno.writeTextFile(binary, 'a,"b\n');
+    assert.equal((await world.run(["revert", binary])).code, 2);
+
+    const missing = await world.run(["revert", `${world.dir}/nope.csv`]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot be read/);
+
+    assert.equal((await world.run(["revert"])).code, 2);
+    assert.equal(world.discourse.requests.length, requests);
+  });
+});
+
+Deno.test("revert --apply takes the forum's lock; its dry-run does not", async () => {
+  await withWorld({}, async (world) => {
+    const log = await applyLog(world);
+    const held = await Effect.runPromise(acquireLock({
+      dir: world.lockDir,
+      discourseUrl: world.discourse.url,
+      command: "another run",
+    }));
+    try {
+      const refused = await world.run(["revert", log, "--apply"]);
+      assert.equal(refused.code, 3, refused.stderr);
+      assert.match(refused.stderr, /another run/);
+      const dry = await world.run(["revert", log]);
+      assert.equal(dry.code, 0, dry.stderr);
+    } finally {
+      held.release();
+    }
+  });
+});

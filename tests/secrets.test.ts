@@ -1,0 +1,343 @@
+// Every error path, run with recognisable secrets: none of them may show up
+// on stdout, stderr or in any CSV, whether plain or URL-encoded.
+import assert from "node:assert/strict";
+import { auditLogs, type CliResult, runCli } from "./support/cli.ts";
+import {
+  moodleUsers,
+  withWorld,
+  type World,
+  type WorldOptions,
+} from "./support/reliability.ts";
+
+const moodleSecret = "mdl-SECRET-7d1+Tok/en=";
+const discourseSecret = "dsc-SECRET-93f+Key/x=";
+const wrongKey = "dsc-WRONG-SECRET-51+/=";
+const wrongToken = "mdl-WRONG-SECRET-77+/=";
+const secrets = [moodleSecret, discourseSecret, wrongKey, wrongToken];
+
+/** Every form a secret could take in text: as is, and URL-encoded. */
+const forms = (secret: string): string[] => [
+  secret,
+  encodeURIComponent(secret),
+  new URLSearchParams({ s: secret }).toString().slice(2),
+  encodeURI(secret),
+  // Its halves too: a cut excerpt must not leave a usable part.
+  secret.slice(0, 12),
+  secret.slice(-12),
+];
+
+let pathsRun = 0;
+let leaks = 0;
+
+const assertNoSecrets = async (
+  name: string,
+  result: CliResult,
+  dir: string,
+) => {
+  pathsRun++;
+  const places: Array<[string, string]> = [
+    ["stdout", result.stdout],
+    ["stderr", result.stderr],
+  ];
+  for (const log of await auditLogs(dir)) {
+    places.push([log, await Deno.readTextFile(log)]);
+  }
+  for (const [where, text] of places) {
+    for (const secret of secrets) {
+      for (const form of forms(secret)) {
+        if (text.includes(form)) {
+          leaks++;
+          assert.fail(`${name}: ${where} holds a secret (${form}):\n${text}`);
+        }
+      }
+    }
+  }
+};
+
+interface Case {
+  readonly name: string;
+  readonly code: number;
+  /** Shown on stdout or stderr: proves the path was really taken. */
+  readonly says: RegExp;
+  readonly args?: string[];
+  readonly env?: Record<string, string>;
+  readonly setup?: (world: World) => void | Promise<void>;
+  readonly world?: WorldOptions;
+}
+
+const cases: ReadonlyArray<Case> = [
+  {
+    name: "a wrong Discourse API key",
+    env: { DISCOURSE_API_KEY: wrongKey },
+    code: 3,
+    says: /Check discourse\.apiKey \/ DISCOURSE_API_KEY/,
+  },
+  {
+    name: "a wrong Moodle token",
+    env: { MOODLE_TOKEN: wrongToken },
+    code: 3,
+    says: /invalidtoken/,
+  },
+  {
+    name: "a Moodle exception echoing the token",
+    setup: (world) =>
+      world.moodle.inject({
+        kind: "moodle-exception",
+        count: 1,
+        errorcode: "weird",
+        message: `Token ${moodleSecret} was refused for ${
+          encodeURIComponent(moodleSecret)
+        }`,
+      }),
+    code: 3,
+    says: /errorcode weird/,
+  },
+  {
+    name: "Discourse 403 on email changes (DiscourseConnect owns email)",
+    world: { discourse: { site: { ssoOverridesEmail: true } } },
+    code: 1,
+    says: /does not allow API user/,
+  },
+  {
+    name: "Discourse 404 on admin routes (API user not an admin)",
+    env: { DISCOURSE_API_USER: "jose.nunez" },
+    code: 3,
+    says: /answered 404/,
+  },
+  {
+    name: "Discourse 422 (email changes over the per-user limit)",
+    // Discourse allows 3 email changes a minute per user: spend them first.
+    setup: async (world) => {
+      for (const n of [1, 2, 3]) {
+        const response = await fetch(
+          `${world.discourse.url}/u/email.changer/preferences/email.json`,
+          {
+            method: "PUT",
+            headers: {
+              "Api-Key": discourseSecret,
+              "Api-Username": "system",
+              "Content-Type": "application/json",
+              Accept: "application/json",
+            },
+            body: JSON.stringify({ email: `spent${n}@uni.example` }),
+          },
+        );
+        await response.body?.cancel();
+      }
+    },
+    code: 1,
+    says: /HTTP 422: "You’ve performed this action too many times/,
+  },
+  {
+    name: "Discourse 429 for good on one user",
+    setup: (world) =>
+      world.discourse.inject({
+        kind: "429-json",
+        count: 1000,
+        path: /margherita_cospe/,
+      }),
+    code: 1,
+    says: /429/,
+  },
+  {
+    name: "Discourse 5xx for good on one user",
+    setup: (world) =>
+      world.discourse.inject({
+        kind: "5xx",
+        count: 1000,
+        path: /margherita_cospe/,
+      }),
+    code: 1,
+    says: /HTTP 502/,
+  },
+  {
+    name: "Discourse timing out",
+    setup: (world) =>
+      world.discourse.inject({ kind: "slow", count: 1000, delayMs: 800 }),
+    code: 3,
+    says: /timed out/,
+  },
+  {
+    name: "Discourse dropping connections",
+    setup: (world) =>
+      world.discourse.inject({ kind: "drop-connection", count: 1000 }),
+    code: 3,
+    says: /Could not reach Discourse/,
+  },
+  {
+    name: "Moodle timing out",
+    setup: (world) =>
+      world.moodle.inject({ kind: "slow", count: 1000, delayMs: 800 }),
+    code: 3,
+    says: /did not answer/,
+  },
+  {
+    name: "malformed JSON, for good",
+    setup: (world) => {
+      world.discourse.inject({ kind: "malformed-json", count: 1000 });
+    },
+    code: 3,
+    says: /cannot read/,
+  },
+  {
+    name: "--log-level debug through retries and 429s",
+    args: ["--log-level", "debug"],
+    setup: (world) => {
+      world.moodle.inject({ kind: "5xx", count: 2 });
+      world.discourse.inject({ kind: "429-json", count: 3 });
+      world.discourse.inject({ kind: "5xx", count: 3 });
+      world.discourse.inject({ kind: "drop-connection", count: 1 });
+    },
+    code: 0,
+    says: /DEBUG|level=DEBUG|retrying/i,
+  },
+  {
+    name: "--json with failures",
+    args: ["--json"],
+    setup: (world) =>
+      world.discourse.inject({
+        kind: "5xx",
+        count: 1000,
+        path: /margherita_cospe/,
+      }),
+    code: 1,
+    says: /"status":"ERROR"/,
+  },
+  {
+    name: "revert with a wrong key",
+    args: ["revert", "LOG"],
+    env: { DISCOURSE_API_KEY: wrongKey },
+    code: 3,
+    says: /rejected the API credentials/,
+  },
+];
+
+for (const each of cases) {
+  Deno.test(`no secret leaks: ${each.name}`, async () => {
+    await withWorld({
+      ...each.world,
+      moodleToken: moodleSecret,
+      discourse: { ...each.world?.discourse, apiKey: discourseSecret },
+    }, async (world) => {
+      await each.setup?.(world);
+      let args = each.args ?? ["--all", "--apply"];
+      if (args[0] === "revert") {
+        const applied = await world.run(["--all", "--apply"]);
+        assert.equal(applied.code, 0, applied.stderr);
+        const [log] = await auditLogs(world.dir);
+        args = ["revert", log, "--apply"];
+      } else if (!args.includes("--apply")) {
+        args = [...args, "--all", "--apply"];
+      }
+      const result = await world.run(args, each.env);
+      assert.equal(result.code, each.code, result.stderr + result.stdout);
+      assert.match(result.stdout + result.stderr, each.says);
+      await assertNoSecrets(each.name, result, world.dir);
+    });
+  });
+}
+
+/** Settings files that are wrong in ways that put a secret near the error. */
+const badSettings: ReadonlyArray<{ name: string; text: string }> = [
+  {
+    name: "a syntax error right after the token",
+    text:
+      `{"moodle": {"endpoint": "https://m.example", "token": "${moodleSecret}" "x": 1}}`,
+  },
+  {
+    name: "an unterminated token string",
+    text: `{"discourse": {"apiKey": "${discourseSecret}`,
+  },
+  {
+    name: "the token in the endpoint's query string",
+    text: JSON.stringify({
+      moodle: {
+        endpoint: `https://m.example/?wstoken=${moodleSecret}`,
+        token: moodleSecret,
+      },
+      discourse: { url: "https://f.example", apiKey: discourseSecret },
+    }),
+  },
+  {
+    name: "the key in the forum URL's user info",
+    text: JSON.stringify({
+      moodle: { endpoint: "https://m.example", token: moodleSecret },
+      discourse: {
+        url: `https://system:${discourseSecret}@f.example`,
+        apiKey: discourseSecret,
+      },
+    }),
+  },
+  {
+    name: "secrets of the wrong type",
+    text: JSON.stringify({
+      moodle: { endpoint: "https://m.example", token: [moodleSecret] },
+      discourse: {
+        url: "https://f.example",
+        apiKey: { value: discourseSecret },
+      },
+    }),
+  },
+  {
+    name: "a secret under a misspelt key",
+    text: JSON.stringify({
+      moodle: { endpoint: "https://m.example", tokn: moodleSecret },
+      discourse: { url: "https://f.example", apikey: discourseSecret },
+    }),
+  },
+  {
+    name: "a secret as another key's value",
+    text: JSON.stringify({
+      moodle: { endpoint: moodleSecret, token: moodleSecret },
+      discourse: {
+        url: "https://f.example",
+        apiKey: discourseSecret,
+        apiUser: 5,
+        requestsPerMinute: discourseSecret,
+      },
+    }),
+  },
+  {
+    name: "the whole file is the secret",
+    text: JSON.stringify(moodleSecret),
+  },
+];
+
+for (const each of badSettings) {
+  Deno.test(`no secret leaks: malformed settings, ${each.name}`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "sync-secrets-" });
+    try {
+      const path = `${dir}/settings.json`;
+      await Deno.writeTextFile(path, each.text);
+      await Deno.chmod(path, 0o600);
+      const result = await runCli(["--settings", path, "--log-level", "debug"]);
+      assert.equal(result.code, 2, result.stderr + result.stdout);
+      assert.match(result.stderr, /settings\.json/);
+      await assertNoSecrets(each.name, result, dir);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("a settings file other users can read draws a warning (and no secret)", async () => {
+  await withWorld({ moodleToken: moodleSecret }, async (world) => {
+    await Deno.chmod(world.settingsPath, 0o644);
+    const text = (await Deno.readTextFile(world.settingsPath)).replace(
+      '"token": "x"',
+      `"token": ${JSON.stringify(moodleSecret)}`,
+    );
+    await Deno.writeTextFile(world.settingsPath, text);
+    const result = await world.run(["--all"]);
+    assert.match(result.stderr, /chmod 600/);
+    await assertNoSecrets("readable settings", result, world.dir);
+  });
+});
+
+Deno.test("secrets tally (for the README)", () => {
+  assert.equal(leaks, 0);
+  assert.ok(pathsRun >= cases.length + badSettings.length);
+  console.log(
+    `error paths run: ${pathsRun}, secrets leaked: ${leaks}, users in each world: ${moodleUsers().length}`,
+  );
+});

@@ -1,0 +1,377 @@
+// A Moodle double, a Discourse double and a settings file tuned for fast
+// fault tests: short timeouts, tiny backoffs, a private lock folder.
+import assert from "node:assert/strict";
+import {
+  type FakeMoodle,
+  type MoodleScenario,
+  startFakeMoodle,
+} from "../doubles/fakeMoodle.ts";
+import {
+  type DiscourseScenario,
+  type DiscourseScenarioUser,
+  type FakeDiscourse,
+  startFakeDiscourse,
+} from "../doubles/fakeDiscourse.ts";
+import {
+  auditLogs,
+  type CliResult,
+  doublesEnv,
+  type LogRow,
+  readLog,
+  runCli,
+  writeSettings,
+} from "./cli.ts";
+
+export const moodleToken = "moodle-token-3f9a";
+export const discourseKey = "discourse-key-77c1";
+
+/** Ten Moodle users; eight have a forum account that differs somehow. */
+export const moodleUsers = (): MoodleScenario["users"] => [
+  { id: 1, username: "guest", fullname: "Guest user", email: "root@localhost" },
+  {
+    id: 2,
+    username: "josé.núñez",
+    fullname: "José Núñez",
+    email: "jose@uni.example",
+    city: "Buenos Aires",
+    country: "AR",
+    description: "<p>Profesor de <strong>física</strong></p>",
+    descriptionformat: 1,
+  },
+  {
+    id: 3,
+    username: "margherita cospe",
+    fullname: "Margherita Cospe",
+    email: "margherita@uni.example",
+    city: "Firenze",
+    country: "IT",
+  },
+  {
+    id: 4,
+    username: "up.to.date",
+    fullname: "Up To Date",
+    email: "same@uni.example",
+    city: "Madrid",
+    country: "ES",
+    description: "Plain bio",
+    descriptionformat: 2,
+  },
+  {
+    id: 5,
+    username: "email.changer",
+    fullname: "Email Changer",
+    email: "new-address@uni.example",
+  },
+  {
+    id: 6,
+    username: "bio.filler",
+    fullname: "Bio Filler",
+    email: "bio@uni.example",
+    description: "<ul><li>one</li><li>two</li></ul>",
+    descriptionformat: 1,
+  },
+  {
+    id: 7,
+    username: "new.person",
+    fullname: "New Person",
+    email: "new@uni.example",
+  },
+  {
+    id: 8,
+    username: "name.changer",
+    fullname: "Name Changed",
+    email: "namechanger@uni.example",
+  },
+  {
+    id: 9,
+    username: "loc.changer",
+    fullname: "Loc Changer",
+    email: "loc@uni.example",
+    city: "Lima",
+    country: "PE",
+  },
+  {
+    id: 10,
+    username: "all.fields",
+    fullname: "All Fields",
+    email: "all-new@uni.example",
+    city: "Quito",
+    country: "EC",
+    description: "<p>New bio</p>",
+    descriptionformat: 1,
+  },
+];
+
+export const forumUsers = (): DiscourseScenarioUser[] => [
+  { id: 1, username: "system", email: "no_email@forum.example", admin: true },
+  {
+    id: 3,
+    username: "jose.nunez",
+    name: "Jose Nunez",
+    email: "jose@uni.example",
+  },
+  {
+    id: 4,
+    username: "margherita_cospe",
+    name: "Margherita",
+    email: "margherita@uni.example",
+    location: "Roma, IT",
+    bio_raw: "old bio",
+  },
+  {
+    id: 8,
+    username: "up.to.date",
+    name: "Up To Date",
+    email: "same@uni.example",
+    location: "Madrid, ES",
+    bio_raw: "Plain bio",
+  },
+  {
+    id: 9,
+    username: "email.changer",
+    name: "Email Changer",
+    email: "old-address@uni.example",
+  },
+  {
+    id: 10,
+    username: "bio.filler",
+    name: "Bio Filler",
+    email: "bio@uni.example",
+  },
+  {
+    id: 11,
+    username: "name.changer",
+    name: "Name Unchanged",
+    email: "namechanger@uni.example",
+  },
+  {
+    id: 12,
+    username: "loc.changer",
+    name: "Loc Changer",
+    email: "loc@uni.example",
+    location: "Cusco",
+  },
+  {
+    id: 13,
+    username: "all.fields",
+    name: "Some Fields",
+    email: "all-old@uni.example",
+    location: "Guayaquil",
+    bio_raw: "Old bio",
+  },
+];
+
+/** Settings that make every wait short: faults cost milliseconds. */
+export const fastTuning = {
+  moodle: { timeoutSeconds: 0.5, retries: 3, retryDelaySeconds: 0.01 },
+  discourse: {
+    timeoutSeconds: 0.5,
+    retries: 4,
+    retryDelaySeconds: 0.01,
+    maxRateLimitWaitSeconds: 0.05,
+  },
+};
+
+export interface World {
+  readonly moodle: FakeMoodle;
+  readonly discourse: FakeDiscourse;
+  /** The scenario object the double reads its key from: tests may revoke it. */
+  readonly discourseScenario: DiscourseScenario;
+  readonly dir: string;
+  readonly lockDir: string;
+  readonly settingsPath: string;
+  readonly env: Record<string, string>;
+  readonly run: (
+    args: ReadonlyArray<string>,
+    env?: Record<string, string>,
+  ) => Promise<CliResult>;
+  readonly spawn: (args: ReadonlyArray<string>) => Spawned;
+}
+
+export interface WorldOptions {
+  readonly settings?: Record<string, unknown>;
+  readonly discourse?: Partial<DiscourseScenario>;
+  readonly moodleUsers?: MoodleScenario["users"];
+  readonly forumUsers?: DiscourseScenarioUser[];
+  readonly moodleToken?: string;
+  readonly moodle?: Partial<MoodleScenario>;
+}
+
+const mainModule = new URL("../../src/main.ts", import.meta.url).pathname;
+
+/** A CLI run in the background, to signal or kill. */
+export interface Spawned {
+  readonly pid: number;
+  readonly child: Deno.ChildProcess;
+  kill(signal: Deno.Signal): void;
+  /** Exit code and everything printed. */
+  readonly done: Promise<CliResult>;
+}
+
+export const spawnCli = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+): Spawned => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      mainModule,
+      ...args,
+    ],
+    env: {
+      NO_COLOR: "1",
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      ...env,
+    },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const done = child.output().then((output) => ({
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  }));
+  return {
+    pid: child.pid,
+    child,
+    kill: (signal) => {
+      try {
+        child.kill(signal);
+      } catch {
+        // already exited
+      }
+    },
+    done,
+  };
+};
+
+export const withWorld = async (
+  options: WorldOptions,
+  body: (world: World) => Promise<void>,
+): Promise<void> => {
+  const moodle = await startFakeMoodle({
+    token: options.moodleToken ?? moodleToken,
+    users: options.moodleUsers ?? moodleUsers(),
+    ...options.moodle,
+  });
+  const discourseScenario: DiscourseScenario = {
+    apiKey: discourseKey,
+    apiUser: "system",
+    users: options.forumUsers ?? forumUsers(),
+    rateLimit: {
+      adminPerMinute: 6000,
+      ipPer10Seconds: 6000,
+      ipPerMinute: 6000,
+    },
+    ...options.discourse,
+  };
+  const discourse = await startFakeDiscourse(discourseScenario);
+  const dir = await Deno.makeTempDir({ prefix: "sync-rel-" });
+  const lockDir = `${dir}/locks`;
+  try {
+    const extra = options.settings ?? {};
+    const settingsPath = await writeSettings(dir, {
+      env: "test",
+      logDir: dir,
+      lockDir,
+      ...extra,
+      moodle: {
+        endpoint: "http://placeholder.invalid",
+        token: "x",
+        ...fastTuning.moodle,
+        ...(extra.moodle as Record<string, unknown> | undefined),
+      },
+      discourse: {
+        url: "http://placeholder.invalid",
+        apiKey: "x",
+        requestsPerMinute: 6000,
+        ...fastTuning.discourse,
+        ...(extra.discourse as Record<string, unknown> | undefined),
+      },
+    });
+    const env = doublesEnv(moodle, discourse);
+    await body({
+      moodle,
+      discourse,
+      discourseScenario,
+      dir,
+      lockDir,
+      settingsPath,
+      env,
+      run: (args, extraEnv) =>
+        runCli(["--settings", settingsPath, ...args], {
+          env: { ...env, ...extraEnv },
+        }),
+      spawn: (args) => spawnCli(["--settings", settingsPath, ...args], env),
+    });
+  } finally {
+    await moodle.close();
+    await discourse.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+};
+
+/** The rows of the newest audit log in the world's folder. */
+export const lastLog = async (
+  world: Pick<World, "dir">,
+): Promise<{ path: string; header: string[]; rows: LogRow[] }> => {
+  const logs = await auditLogs(world.dir);
+  assert.ok(logs.length > 0, "no audit log written");
+  const path = logs[logs.length - 1];
+  return { path, ...(await readLog(path)) };
+};
+
+/** Every user appears at most once; returns rows by Moodle id. */
+export const oneRowPerUser = (rows: ReadonlyArray<LogRow>) => {
+  const byId = new Map<number, LogRow>();
+  for (const row of rows) {
+    const id = Number(row.moodle_id);
+    assert.ok(!byId.has(id), `user ${id} has two rows`);
+    byId.set(id, row);
+  }
+  return byId;
+};
+
+/** Writes (anything but GET) the forum received. */
+export const writes = (discourse: FakeDiscourse) =>
+  discourse.requests.filter((r) => r.method !== "GET");
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+export const waitUntil = async (
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+};
+
+/** A user as compared across runs: blank and absent fields are the same. */
+export const comparableUser = (user: DiscourseScenarioUser) => ({
+  id: user.id,
+  username: user.username,
+  name: user.name ?? "",
+  email: user.email,
+  location: user.location ?? "",
+  bio_raw: user.bio_raw ?? "",
+  website: user.website ?? "",
+  secondary_emails: user.secondary_emails ?? [],
+  active: user.active ?? true,
+  admin: user.admin ?? false,
+});
+
+export const forumState = (discourse: FakeDiscourse) =>
+  [...discourse.users.values()].sort((a, b) => a.id - b.id).map(
+    comparableUser,
+  );
