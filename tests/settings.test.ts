@@ -119,6 +119,8 @@ Deno.test("a file with only the required keys gets every default", async () => {
         },
         location: { country: "code", locale: "en" },
         username: { maxLength: 20, minLength: 3 },
+        match: "username",
+        create: { suppressWelcomeMessage: true },
       },
     );
     assert.equal(
