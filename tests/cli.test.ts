@@ -435,3 +435,18 @@ Deno.test("--help and --version work", async () => {
   assert.equal(version.code, 0);
   assert.match(version.stdout, /\d+\.\d+\.\d+/);
 });
+
+Deno.test("--user refuses a user whose forum name another Moodle user owns, in one small Moodle request", async () => {
+  await withWorld({}, async (world) => {
+    const result = await world.run(["--user", "ana garcia", "--apply"]);
+    assert.equal(result.code, 1, result.stderr);
+    const { rows } = await lastLog(world);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].original_username, "ana garcia");
+    assert.equal(rows[0].action, "ERROR");
+    assert.match(rows[0].message, /collision.*"ana_garcia"/);
+    assert.equal(writes(world).length, 0);
+    assert.equal(world.moodle.requests.length, 1);
+    assert.match(world.moodle.requests[0].body, /core_user_get_users_by_field/);
+  });
+});

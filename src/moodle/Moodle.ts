@@ -62,6 +62,10 @@ export interface MoodleService {
   readonly userByUsername: (
     username: string,
   ) => Effect.Effect<Option.Option<MoodleRecord>, MoodleError>;
+  /** The users with any of these usernames, in one request; unknown ones are left out. */
+  readonly usersByUsername: (
+    usernames: ReadonlyArray<string>,
+  ) => Effect.Effect<ReadonlyArray<MoodleRecord>, MoodleError>;
 }
 
 /** How patient the client is; tests shrink these. */
@@ -465,20 +469,25 @@ export const makeMoodle = (
       })),
     );
 
-    const userByUsername = (username: string) =>
+    const usersByUsername = (usernames: ReadonlyArray<string>) =>
       execute(
         "core_user_get_users_by_field",
         // Moodle cleans the value as a username and refuses upper case
         // with invalidparameter instead of matching it.
-        { field: "username", values: [username.toLowerCase()] },
+        {
+          field: "username",
+          values: [...new Set(usernames.map((u) => u.toLowerCase()))],
+        },
         UsersByFieldReply,
-      ).pipe(
-        Effect.map((users) =>
-          Option.map(Option.fromNullable(users[0]), toMoodleRecord)
-        ),
+      ).pipe(Effect.map((users) => users.map(toMoodleRecord)));
+
+    const userByUsername = (username: string) =>
+      Effect.map(
+        usersByUsername([username]),
+        (records) => Option.fromNullable(records[0]),
       );
 
-    return { allUsers, userByUsername };
+    return { allUsers, userByUsername, usersByUsername };
   });
 
 export class Moodle extends Context.Tag("Moodle")<Moodle, MoodleService>() {

@@ -137,7 +137,7 @@ export const runSync = (
     const startedAt = yield* Clock.currentTimeMillis;
     const mode = options.apply ? "apply" : "dryrun";
 
-    const records = yield* loadMoodleUsers(options.user);
+    const records = yield* loadMoodleUsers(options.user, settings.username);
     const candidates = records.map((r) => candidateOf(r, settings));
     const collisions = findCollisions(
       candidates.flatMap((c) =>
@@ -169,8 +169,17 @@ export const runSync = (
       ],
       suspended: settings.exclude.suspended,
     };
-    const { batch, nextOffset } = options.user
-      ? { batch: candidates, nextOffset: undefined }
+    const { batch, nextOffset } = options.user !== undefined
+      ? {
+        batch: candidates.filter((c) =>
+          (c._tag === "User"
+            ? c.username
+            : c._tag === "Malformed"
+            ? c.record.username
+            : undefined)?.toLowerCase() === options.user?.toLowerCase()
+        ),
+        nextOffset: undefined,
+      }
       : selectBatch(candidates, options.offset, options.batchSize);
 
     const rows = yield* Ref.make<Record<string, number>>({});
@@ -649,7 +658,7 @@ export const runSync = (
     const stoppedBy = yield* Ref.get(stop);
     const summary: RunSummary = {
       mode,
-      moodleUsers: records.length,
+      moodleUsers: options.user !== undefined ? batch.length : records.length,
       considered: consideredCount,
       notReached: batch.length - consideredCount,
       counts,
@@ -670,7 +679,10 @@ export const runSync = (
   });
 
 /** Every Moodle user in id order, or the one `--user` names. */
-const loadMoodleUsers = (user: string | undefined) =>
+const loadMoodleUsers = (
+  user: string | undefined,
+  rules: Settings["username"],
+) =>
   Effect.gen(function* () {
     const moodle = yield* Moodle;
     const reporter = yield* Reporter;
@@ -683,11 +695,13 @@ const loadMoodleUsers = (user: string | undefined) =>
       }
       return all.records;
     }
-    const found = yield* moodle.userByUsername(user);
-    return Option.match(found, {
-      onNone: () => [] as ReadonlyArray<MoodleRecord>,
-      onSome: (record) => [record],
-    });
+    // The Moodle user whose username is this user's forum name is the likely
+    // collision (`ana garcia` and `ana_garcia`): fetched in the same small
+    // request, so --user refuses what a full run would refuse.
+    return yield* moodle.usersByUsername([
+      user,
+      normalizeUsername(user, rules),
+    ]);
   });
 
 /** The seed's excluded_users.txt; a missing file is fine and is not created. */
