@@ -177,6 +177,8 @@ const askOperator = (
   pending: Parameters<NonNullable<Parameters<typeof runSync>[0]["confirm"]>>[0],
 ) =>
   Effect.gen(function* () {
+    // The progress bar shares the terminal: clear its line first.
+    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
     for (
       const line of describeUser({
         entry: pending.entry,

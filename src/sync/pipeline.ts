@@ -188,6 +188,16 @@ export const runSync = (
     const considered = yield* Ref.make(0);
     const applyAll = yield* Ref.make(false);
 
+    /** In --interactive, the operator's word before each user's writes. */
+    const operatorAccepts = (entry: AuditEntry, plan: Plan) =>
+      Effect.gen(function* () {
+        if (!options.confirm || (yield* Ref.get(applyAll))) return true;
+        const decision = yield* options.confirm({ entry, plan });
+        if (decision === "all") yield* Ref.set(applyAll, true);
+        if (decision === "quit") yield* Ref.set(stop, { _tag: "OperatorQuit" });
+        return decision === "apply" || decision === "all";
+      });
+
     const finish = (
       done: Omit<UserDone, "row">,
     ): Effect.Effect<void, AuditLogError> =>
@@ -378,24 +388,21 @@ export const runSync = (
             messageWith(`would update ${fieldList(plan.changes)}`, plan, how),
           );
         }
-        if (options.confirm && !(yield* Ref.get(applyAll))) {
-          const decision = yield* options.confirm({
-            entry: withPlan(withUsername, plan, "UPDATE", "DRY_RUN", "").entry,
+        const pending = withPlan(
+          withUsername,
+          plan,
+          "UPDATE",
+          "DRY_RUN",
+          messageWith(`would update ${fieldList(plan.changes)}`, plan, how),
+        );
+        if (!(yield* operatorAccepts(pending.entry, plan))) {
+          return withPlan(
+            withUsername,
             plan,
-          });
-          if (decision === "all") yield* Ref.set(applyAll, true);
-          if (decision === "quit") {
-            yield* Ref.set(stop, { _tag: "OperatorQuit" });
-          }
-          if (decision === "skip" || decision === "quit") {
-            return withPlan(
-              withUsername,
-              plan,
-              "UPDATE",
-              "SKIPPED",
-              "skipped by the operator",
-            );
-          }
+            "UPDATE",
+            "SKIPPED",
+            "skipped by the operator",
+          );
         }
         const applied = yield* applyChanges(username, plan.changes);
         const mismatches = Option.match(applied.stored, {
@@ -490,25 +497,20 @@ export const runSync = (
           plan,
         });
         if (refusal) return simple(candidate, "ERROR", "ERROR", refusal);
-        if (options.confirm && !(yield* Ref.get(applyAll))) {
-          const decision = yield* options.confirm({
-            entry:
-              withPlan(candidate, plan, "CREATE", "DRY_RUN", "would create")
-                .entry,
-            plan,
-          });
-          if (decision === "all") yield* Ref.set(applyAll, true);
-          if (decision === "quit") {
-            yield* Ref.set(stop, { _tag: "OperatorQuit" });
-          }
-          if (decision === "skip" || decision === "quit") {
-            return simple(
-              candidate,
-              "CREATE",
-              "SKIPPED",
-              "skipped by the operator",
-            );
-          }
+        const pending = withPlan(
+          candidate,
+          plan,
+          "CREATE",
+          "DRY_RUN",
+          "would create",
+        );
+        if (!(yield* operatorAccepts(pending.entry, plan))) {
+          return simple(
+            candidate,
+            "CREATE",
+            "SKIPPED",
+            "skipped by the operator",
+          );
         }
         const created = yield* createAccount({
           moodleId: candidate.user.id,
