@@ -44,6 +44,8 @@ Deno.test("--interactive applies what the operator accepts, skips what they skip
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    // A prompt that never comes must fail the test, not hang the suite.
+    const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
     const keys = child.stdin.getWriter();
     let screen = "";
     const reading = (async () => {
@@ -66,6 +68,7 @@ Deno.test("--interactive applies what the operator accepts, skips what they skip
     await answer(3, down + down + down + enter); // cyd: quit
     await keys.close();
     const status = await child.status;
+    clearTimeout(watchdog);
     await reading;
     await child.stderr.cancel();
 
