@@ -8,12 +8,16 @@ import {
 } from "../audit/AuditLog.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { Moodle, type MoodleError } from "../moodle/Moodle.ts";
-import type { MoodleRecord, MoodleUser } from "../moodle/schema.ts";
+import {
+  DescriptionFormat,
+  type MoodleRecord,
+  type MoodleUser,
+} from "../moodle/schema.ts";
 import type { DiscourseUser } from "../discourse/schema.ts";
 import { Reporter } from "../report/Reporter.ts";
 import { CurrentSettings, type Settings } from "../settings.ts";
 import { normalizeUsername } from "./normalize.ts";
-import { type DesiredProfile, desiredProfile } from "./profile.ts";
+import { bioMarkdown, type DesiredProfile, desiredProfile } from "./profile.ts";
 import {
   exclusionReason,
   findCollisions,
@@ -102,9 +106,38 @@ const candidateOf = (
     user,
     username: user.username,
     normalized: normalizeUsername(user.username, settings.username),
-    desired: desiredProfile(user, settings.location),
+    desired: new BioOnDemand(user, settings.location),
   };
 };
+
+/**
+ * A user's desired profile whose bio is converted each time it is read rather
+ * than held: a run keeps every candidate to its end, and holding 100,000
+ * users' bios in Markdown took the run's peak memory past 1 GB (README,
+ * Performance). A bio is read only while its user is planned and verified.
+ */
+class BioOnDemand implements DesiredProfile {
+  readonly name: string;
+  readonly location: string;
+  readonly email: string;
+  readonly #user: MoodleUser;
+
+  constructor(user: MoodleUser, rules: Settings["location"]) {
+    // An empty plain-text description converts to "" without a parse.
+    const rest = desiredProfile(
+      { ...user, description: "", descriptionformat: DescriptionFormat.plain },
+      rules,
+    );
+    this.name = rest.name;
+    this.location = rest.location;
+    this.email = rest.email;
+    this.#user = user;
+  }
+
+  get bio(): string {
+    return bioMarkdown(this.#user.description, this.#user.descriptionformat);
+  }
+}
 
 /** Errors after which no further user should be written. */
 const isFatal = (error: { readonly _tag: string }): boolean =>
