@@ -7,6 +7,7 @@
 import { startFakeMoodle } from "./doubles/fakeMoodle.ts";
 import { startFakeDiscourse } from "./doubles/fakeDiscourse.ts";
 import { demoScenario } from "./doubles/scenarios.ts";
+import { cliArgs } from "./support/cli.ts";
 
 const scenario = demoScenario();
 // The doubles enforce Discourse's limits; the demo raises them to be quick.
@@ -51,18 +52,7 @@ console.error(
     }\n`,
 );
 const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-sys",
-    new URL("../src/main.ts", import.meta.url).pathname,
-    "--settings",
-    settingsPath,
-    ...args,
-  ],
+  args: cliArgs(["--settings", settingsPath, ...args]),
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

@@ -8,6 +8,28 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+/** `deno run` with the permissions the compiled binary gets, on src/main.ts. */
+export const cliArgs = (args: ReadonlyArray<string>): string[] => [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys",
+  mainModule,
+  ...args,
+];
+
+/** A clean environment: only what is given, as cron would give it. */
+export const cliEnv = (
+  env: Record<string, string> = {},
+): Record<string, string> => ({
+  NO_COLOR: "1",
+  PATH: Deno.env.get("PATH") ?? "",
+  HOME: Deno.env.get("HOME") ?? "/tmp",
+  ...env,
+});
+
 /** The CLI as an operator runs it: a subprocess, from source. */
 export const runCli = async (
   args: ReadonlyArray<string>,
@@ -17,23 +39,9 @@ export const runCli = async (
   } = {},
 ): Promise<CliResult> => {
   const command = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      mainModule,
-      ...args,
-    ],
+    args: cliArgs(args),
     cwd: options.cwd,
-    env: {
-      NO_COLOR: "1",
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      ...options.env,
-    },
+    env: cliEnv(options.env),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

@@ -14,6 +14,8 @@ import {
 } from "../doubles/fakeDiscourse.ts";
 import {
   auditLogs,
+  cliArgs,
+  cliEnv,
   type CliResult,
   doublesEnv,
   type LogRow,
@@ -197,8 +199,6 @@ export interface WorldOptions {
   readonly moodle?: Partial<MoodleScenario>;
 }
 
-const mainModule = new URL("../../src/main.ts", import.meta.url).pathname;
-
 /** A CLI run in the background, to signal or kill. */
 export interface Spawned {
   readonly pid: number;
@@ -213,22 +213,8 @@ export const spawnCli = (
   env: Record<string, string>,
 ): Spawned => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      mainModule,
-      ...args,
-    ],
-    env: {
-      NO_COLOR: "1",
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      ...env,
-    },
+    args: cliArgs(args),
+    env: cliEnv(env),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
