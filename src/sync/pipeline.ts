@@ -835,27 +835,19 @@ const identity = (candidate: Candidate) => {
   }
 };
 
+const noPlan: Plan = { changes: [], skipped: [] };
+
+/** A row with no field changes: excluded, refused, missing, failed. */
 const simple = (
   candidate: Candidate,
   action: AuditAction,
   status: AuditStatus,
   message: string,
-): Omit<UserDone, "row"> => ({
-  entry: {
-    ...identity(candidate),
-    action,
-    status,
-    message,
-    fields: [],
-    before: {},
-    after: {},
-  },
-  changes: [],
-  skipped: [],
-});
+): Omit<UserDone, "row"> =>
+  withPlan(candidate, noPlan, action, status, message);
 
 const withPlan = (
-  candidate: Extract<Candidate, { _tag: "User" }>,
+  candidate: Candidate,
   plan: Plan,
   action: AuditAction,
   status: AuditStatus,
