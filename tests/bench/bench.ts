@@ -15,6 +15,7 @@ import { startFakeDiscourse } from "../doubles/fakeDiscourse.ts";
 import { auditLogs, readLog } from "../support/cli.ts";
 import {
   benchCredentials,
+  benchSsoSecret,
   type Planted,
   syntheticPopulation,
   usernameOf,
@@ -56,6 +57,13 @@ interface Scenario {
   readonly windowMs?: number;
   readonly concurrency?: number;
   readonly foreign?: ForeignLoad;
+  /** A DiscourseConnect forum whose accounts carry external ids. */
+  readonly sso?: boolean;
+  /** Settings beyond the bench's own (`match`, `discourse.ssoSecret`). */
+  readonly settings?: {
+    readonly match?: "username" | "external_id" | "auto";
+    readonly ssoSecret?: string;
+  };
   readonly targets: (result: Result) => ReadonlyArray<Check>;
 }
 
@@ -259,6 +267,61 @@ const scenarios = (quick: boolean): ReadonlyArray<Scenario> => {
       targets: (r) => [...pacing(r), noFailures(r)],
     },
   ];
+  // What each `match` mode costs (issue 6): the bounds are the documented
+  // costs, so a regression in any mode shows here.
+  const matchModes: ReadonlyArray<
+    {
+      readonly name: string;
+      readonly description: string;
+      readonly sso: boolean;
+      readonly settings: Scenario["settings"];
+      readonly bound: number;
+    }
+  > = [
+    {
+      name: "match-external_id",
+      description: "match external_id on a DiscourseConnect forum",
+      sso: true,
+      settings: { match: "external_id", ssoSecret: benchSsoSecret },
+      bound: 1.05,
+    },
+    {
+      name: "match-auto",
+      description:
+        "match auto, accounts carry external ids (missing users try all three ways)",
+      sso: true,
+      settings: { match: "auto", ssoSecret: benchSsoSecret },
+      bound: 1.1,
+    },
+    {
+      name: "match-username-sso",
+      description:
+        "match username with the SSO secret: changed accounts' owners checked",
+      sso: true,
+      settings: { match: "username", ssoSecret: benchSsoSecret },
+      bound: 1.15,
+    },
+    {
+      name: "match-auto-no-ids",
+      description:
+        "match auto on a forum without external ids: found by username, owner checked",
+      sso: false,
+      settings: { match: "auto" },
+      bound: 2.5,
+    },
+  ];
+  for (const mode of matchModes) {
+    list.push({
+      name: mode.name,
+      description: `${mode.description}; dry-run of ${small} users`,
+      population: small,
+      args: ["--all"],
+      limitPerMin: raisedLimit,
+      sso: mode.sso,
+      settings: mode.settings,
+      targets: (r) => [perUserAtMost(mode.bound)(r), noFailures(r)],
+    });
+  }
   if (!quick) {
     list.push({
       name: "pacing-window",
@@ -339,7 +402,9 @@ const runScenario = async (
   method: Method,
   workDir: string,
 ): Promise<Result> => {
-  const population = syntheticPopulation(scenario.population);
+  const population = syntheticPopulation(scenario.population, {
+    sso: scenario.sso,
+  });
   const windowMs = scenario.windowMs ?? 60_000;
   const perWindow = Math.max(
     1,
@@ -370,7 +435,11 @@ const runScenario = async (
         apiKey: benchCredentials.discourseApiKey,
         apiUser: benchCredentials.discourseApiUser,
         requestsPerMinute: scenario.limitPerMin,
+        ...(scenario.settings?.ssoSecret
+          ? { ssoSecret: scenario.settings.ssoSecret }
+          : {}),
       },
+      ...(scenario.settings?.match ? { match: scenario.settings.match } : {}),
       batchSize: 10,
       concurrency: scenario.concurrency ?? 4,
       logDir: dir,

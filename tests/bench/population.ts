@@ -90,7 +90,17 @@ const description = (index: number): string =>
 /** `student.<index>`: valid in Discourse as it is, 20 characters or fewer. */
 export const usernameOf = (index: number): string => `student.${index}`;
 
-export const syntheticPopulation = (size: number): Population => {
+/** The DiscourseConnect secret of the bench's SSO site (a fake value). */
+export const benchSsoSecret = "bench-discourse-connect-secret";
+
+/**
+ * `sso`: the forum is a DiscourseConnect site whose accounts carry their
+ * Moodle id as external id, as Moodle's local_discoursesso plugin makes them.
+ */
+export const syntheticPopulation = (
+  size: number,
+  options: { readonly sso?: boolean } = {},
+): Population => {
   const moodleRecords: Array<Record<string, unknown>> = [];
   const forumUsers: DiscourseScenarioUser[] = [];
   const missing = new Set<string>();
@@ -133,6 +143,7 @@ export const syntheticPopulation = (size: number): Population => {
         location: differs("location") ? "Somewhere else" : wanted.location,
         bio_raw: differs("bio") ? "An old bio." : wanted.bio,
         active: true,
+        ...(options.sso ? { external_id: String(index + 1) } : {}),
       });
       if (kind !== "current" && kind !== "email") profileDiffers.add(username);
       if (differs("email")) emailDiffers.add(username);
@@ -169,6 +180,9 @@ export const syntheticPopulation = (size: number): Population => {
       apiUser: benchCredentials.discourseApiUser,
       users: forumUsers,
       recordBodies: false,
+      ...(options.sso
+        ? { site: { discourseConnectSecret: benchSsoSecret } }
+        : {}),
     },
     planted: { missing, profileDiffers, emailDiffers, collisions, forumOnly },
     usernames,
