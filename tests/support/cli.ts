@@ -109,3 +109,43 @@ export const writeSettings = async (
   await Deno.chmod(path, 0o600);
   return path;
 };
+
+/** A CLI run in the background, to signal or kill. */
+export interface Spawned {
+  readonly pid: number;
+  readonly child: Deno.ChildProcess;
+  kill(signal: Deno.Signal): void;
+  /** Exit code and everything printed. */
+  readonly done: Promise<CliResult>;
+}
+
+export const spawnCli = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+): Spawned => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliArgs(args),
+    env: cliEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const done = child.output().then((output) => ({
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  }));
+  return {
+    pid: child.pid,
+    child,
+    kill: (signal) => {
+      try {
+        child.kill(signal);
+      } catch {
+        // already exited
+      }
+    },
+    done,
+  };
+};

@@ -1,31 +1,22 @@
-// A Moodle double, a Discourse double and a settings file tuned for fast
-// fault tests: short timeouts, tiny backoffs, a private lock folder.
+// The users and helpers of the fault tests, in the shared world with every
+// wait made short: short timeouts, tiny backoffs.
 import assert from "node:assert/strict";
-import {
-  type FakeMoodle,
-  type MoodleScenario,
-  startFakeMoodle,
-} from "../doubles/fakeMoodle.ts";
-import {
-  type DiscourseScenario,
-  type DiscourseScenarioUser,
-  type FakeDiscourse,
-  startFakeDiscourse,
+import type { MoodleScenario } from "../doubles/fakeMoodle.ts";
+import type {
+  DiscourseScenario,
+  DiscourseScenarioUser,
+  FakeDiscourse,
 } from "../doubles/fakeDiscourse.ts";
+import { type LogRow, spawnCli, type Spawned } from "./cli.ts";
 import {
-  auditLogs,
-  cliArgs,
-  cliEnv,
-  type CliResult,
-  doublesEnv,
-  type LogRow,
-  readLog,
-  runCli,
-  writeSettings,
-} from "./cli.ts";
+  lastLog,
+  withWorld as withSharedWorld,
+  type World,
+  worldCredentials,
+} from "./world.ts";
 
-export const moodleToken = "moodle-token-3f9a";
-export const discourseKey = "discourse-key-77c1";
+export const moodleToken = worldCredentials.moodleToken;
+export const discourseKey = worldCredentials.discourseKey;
 
 /** Ten Moodle users; eight have a forum account that differs somehow. */
 export const moodleUsers = (): MoodleScenario["users"] => [
@@ -174,21 +165,7 @@ export const fastTuning = {
   },
 };
 
-export interface World {
-  readonly moodle: FakeMoodle;
-  readonly discourse: FakeDiscourse;
-  /** The scenario object the double reads its key from: tests may revoke it. */
-  readonly discourseScenario: DiscourseScenario;
-  readonly dir: string;
-  readonly lockDir: string;
-  readonly settingsPath: string;
-  readonly env: Record<string, string>;
-  readonly run: (
-    args: ReadonlyArray<string>,
-    env?: Record<string, string>,
-  ) => Promise<CliResult>;
-  readonly spawn: (args: ReadonlyArray<string>) => Spawned;
-}
+export type { Spawned, World };
 
 export interface WorldOptions {
   readonly settings?: Record<string, unknown>;
@@ -199,121 +176,19 @@ export interface WorldOptions {
   readonly moodle?: Partial<MoodleScenario>;
 }
 
-/** A CLI run in the background, to signal or kill. */
-export interface Spawned {
-  readonly pid: number;
-  readonly child: Deno.ChildProcess;
-  kill(signal: Deno.Signal): void;
-  /** Exit code and everything printed. */
-  readonly done: Promise<CliResult>;
-}
-
-export const spawnCli = (
-  args: ReadonlyArray<string>,
-  env: Record<string, string>,
-): Spawned => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliArgs(args),
-    env: cliEnv(env),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const done = child.output().then((output) => ({
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  }));
-  return {
-    pid: child.pid,
-    child,
-    kill: (signal) => {
-      try {
-        child.kill(signal);
-      } catch {
-        // already exited
-      }
-    },
-    done,
-  };
-};
-
-export const withWorld = async (
+/** The shared world, with this file's users and every wait made short. */
+export const withWorld = (
   options: WorldOptions,
   body: (world: World) => Promise<void>,
-): Promise<void> => {
-  const moodle = await startFakeMoodle({
-    token: options.moodleToken ?? moodleToken,
-    users: options.moodleUsers ?? moodleUsers(),
-    ...options.moodle,
-  });
-  const discourseScenario: DiscourseScenario = {
-    apiKey: discourseKey,
-    apiUser: "system",
-    users: options.forumUsers ?? forumUsers(),
-    rateLimit: {
-      adminPerMinute: 6000,
-      ipPer10Seconds: 6000,
-      ipPerMinute: 6000,
-    },
-    ...options.discourse,
-  };
-  const discourse = await startFakeDiscourse(discourseScenario);
-  const dir = await Deno.makeTempDir({ prefix: "sync-rel-" });
-  const lockDir = `${dir}/locks`;
-  try {
-    const extra = options.settings ?? {};
-    const settingsPath = await writeSettings(dir, {
-      env: "test",
-      logDir: dir,
-      lockDir,
-      ...extra,
-      moodle: {
-        endpoint: "http://placeholder.invalid",
-        token: "x",
-        ...fastTuning.moodle,
-        ...(extra.moodle as Record<string, unknown> | undefined),
-      },
-      discourse: {
-        url: "http://placeholder.invalid",
-        apiKey: "x",
-        requestsPerMinute: 6000,
-        ...fastTuning.discourse,
-        ...(extra.discourse as Record<string, unknown> | undefined),
-      },
-    });
-    const env = doublesEnv(moodle, discourse);
-    await body({
-      moodle,
-      discourse,
-      discourseScenario,
-      dir,
-      lockDir,
-      settingsPath,
-      env,
-      run: (args, extraEnv) =>
-        runCli(["--settings", settingsPath, ...args], {
-          env: { ...env, ...extraEnv },
-        }),
-      spawn: (args) => spawnCli(["--settings", settingsPath, ...args], env),
-    });
-  } finally {
-    await moodle.close();
-    await discourse.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-};
+): Promise<void> =>
+  withSharedWorld({
+    ...options,
+    moodleUsers: options.moodleUsers ?? moodleUsers(),
+    forumUsers: options.forumUsers ?? forumUsers(),
+    tuning: fastTuning,
+  }, body);
 
-/** The rows of the newest audit log in the world's folder. */
-export const lastLog = async (
-  world: Pick<World, "dir">,
-): Promise<{ path: string; header: string[]; rows: LogRow[] }> => {
-  const logs = await auditLogs(world.dir);
-  assert.ok(logs.length > 0, "no audit log written");
-  const path = logs[logs.length - 1];
-  return { path, ...(await readLog(path)) };
-};
+export { lastLog, spawnCli };
 
 /** Every user appears at most once; returns rows by Moodle id. */
 export const oneRowPerUser = (rows: ReadonlyArray<LogRow>) => {

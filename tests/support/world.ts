@@ -1,26 +1,42 @@
 import assert from "node:assert/strict";
-import { type MoodleScenario, startFakeMoodle } from "../doubles/fakeMoodle.ts";
+import {
+  type FakeMoodle,
+  type MoodleScenario,
+  startFakeMoodle,
+} from "../doubles/fakeMoodle.ts";
 import {
   type DiscourseScenario,
+  type FakeDiscourse,
   startFakeDiscourse,
 } from "../doubles/fakeDiscourse.ts";
 import {
   auditLogs,
+  type CliResult,
   doublesEnv,
   type LogRow,
   readLog,
   runCli,
+  spawnCli,
+  type Spawned,
   writeSettings,
 } from "./cli.ts";
 
 /** A fake Moodle, a fake Discourse, a temp folder, and the CLI pointed at them. */
 export interface World {
-  readonly moodle: Awaited<ReturnType<typeof startFakeMoodle>>;
-  readonly discourse: Awaited<ReturnType<typeof startFakeDiscourse>>;
+  readonly moodle: FakeMoodle;
+  readonly discourse: FakeDiscourse;
+  /** The scenario object the double reads its key from: tests may revoke it. */
+  readonly discourseScenario: DiscourseScenario;
   readonly dir: string;
+  /** A lock folder of this world's own, so parallel worlds never share one. */
+  readonly lockDir: string;
   readonly settingsPath: string;
   readonly env: Record<string, string>;
-  readonly run: (args: string[]) => ReturnType<typeof runCli>;
+  readonly run: (
+    args: ReadonlyArray<string>,
+    env?: Record<string, string>,
+  ) => Promise<CliResult>;
+  readonly spawn: (args: ReadonlyArray<string>) => Spawned;
 }
 
 export const worldCredentials = {
@@ -28,20 +44,31 @@ export const worldCredentials = {
   discourseKey: "discourse-key-77c1",
 } as const;
 
+export interface WorldOptions {
+  readonly moodleUsers: MoodleScenario["users"];
+  readonly forumUsers: DiscourseScenario["users"];
+  /** Settings beside the doubles' own; `moodle` and `discourse` are merged. */
+  readonly settings?: Record<string, unknown>;
+  readonly discourse?: Partial<DiscourseScenario>;
+  readonly moodle?: Partial<MoodleScenario>;
+  readonly moodleToken?: string;
+  /** Timeouts and retries, merged under `settings.moodle`/`discourse`. */
+  readonly tuning?: {
+    readonly moodle?: Record<string, unknown>;
+    readonly discourse?: Record<string, unknown>;
+  };
+}
+
 export const withWorld = async (
-  options: {
-    readonly moodleUsers: MoodleScenario["users"];
-    readonly forumUsers: DiscourseScenario["users"];
-    readonly settings?: Record<string, unknown>;
-    readonly discourse?: Partial<DiscourseScenario>;
-  },
+  options: WorldOptions,
   body: (world: World) => Promise<void>,
-) => {
+): Promise<void> => {
   const moodle = await startFakeMoodle({
-    token: worldCredentials.moodleToken,
+    token: options.moodleToken ?? worldCredentials.moodleToken,
     users: options.moodleUsers,
+    ...options.moodle,
   });
-  const discourse = await startFakeDiscourse({
+  const discourseScenario: DiscourseScenario = {
     apiKey: worldCredentials.discourseKey,
     apiUser: "system",
     users: options.forumUsers,
@@ -51,30 +78,47 @@ export const withWorld = async (
       ipPerMinute: 6000,
     },
     ...options.discourse,
-  });
+  };
+  const discourse = await startFakeDiscourse(discourseScenario);
   const dir = await Deno.makeTempDir({ prefix: "sync-cli-" });
+  const lockDir = `${dir}/locks`;
   try {
+    const extra = options.settings ?? {};
     const settingsPath = await writeSettings(dir, {
       env: "test",
+      logDir: dir,
+      lockDir,
+      exclude: { usernames: ["test*"] },
+      ...extra,
       // The environment points these at the doubles, as an operator's would.
-      moodle: { endpoint: "http://placeholder.invalid", token: "x" },
+      moodle: {
+        endpoint: "http://placeholder.invalid",
+        token: "x",
+        ...options.tuning?.moodle,
+        ...(extra.moodle as Record<string, unknown> | undefined),
+      },
       discourse: {
         url: "http://placeholder.invalid",
         apiKey: "x",
         requestsPerMinute: 6000,
+        ...options.tuning?.discourse,
+        ...(extra.discourse as Record<string, unknown> | undefined),
       },
-      logDir: dir,
-      exclude: { usernames: ["test*"] },
-      ...options.settings,
     });
     const env = doublesEnv(moodle, discourse);
     await body({
       moodle,
       discourse,
+      discourseScenario,
       dir,
+      lockDir,
       settingsPath,
       env,
-      run: (args) => runCli(["--settings", settingsPath, ...args], { env }),
+      run: (args, extraEnv) =>
+        runCli(["--settings", settingsPath, ...args], {
+          env: { ...env, ...extraEnv },
+        }),
+      spawn: (args) => spawnCli(["--settings", settingsPath, ...args], env),
     });
   } finally {
     await moodle.close();
@@ -83,11 +127,14 @@ export const withWorld = async (
   }
 };
 
-/** The newest audit log of the world's runs. */
-export const lastLog = async (world: World) => {
+/** The rows of the newest audit log in the world's folder. */
+export const lastLog = async (
+  world: Pick<World, "dir">,
+): Promise<{ path: string; header: string[]; rows: LogRow[] }> => {
   const logs = await auditLogs(world.dir);
   assert.ok(logs.length > 0, "no audit log written");
-  return readLog(logs[logs.length - 1]);
+  const path = logs[logs.length - 1];
+  return { path, ...(await readLog(path)) };
 };
 
 export const byMoodleId = (rows: LogRow[]) =>
