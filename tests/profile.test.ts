@@ -94,7 +94,21 @@ Deno.test("HTML headings, lists and code use ATX, dashes and fences", () => {
       "<h2>Sobre mí</h2><ul><li>uno</li><li>dos</li></ul><ol><li>a</li></ol>" +
         "<pre><code>let x = 1;</code></pre>",
     ),
-    "## Sobre mí\n\n-   uno\n-   dos\n\n1.  a\n\n```\nlet x = 1;\n```",
+    "## Sobre mí\n\n- uno\n- dos\n\n1. a\n\n```\nlet x = 1;\n```",
+  );
+});
+
+Deno.test("list items take one space after the marker; nested lists and paragraphs indent to the text", () => {
+  assert.equal(
+    htmlToMarkdown("<ul><li>Python</li><li>Arduino</li></ul>"),
+    "- Python\n- Arduino",
+  );
+  assert.equal(
+    htmlToMarkdown(
+      "<ul><li>dos<ul><li>nested</li></ul></li></ul>" +
+        '<ol start="3"><li>a</li><li><p>para</p><p>two</p></li></ol>',
+    ),
+    "- dos\n  - nested\n\n3. a\n4. para\n\n   two",
   );
 });
 

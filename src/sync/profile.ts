@@ -84,6 +84,25 @@ turndown.addRule("moodlePluginFileImage", {
     collapseWhitespace(node.getAttribute("alt") ?? ""),
 });
 
+// Turndown pads list markers to four columns (`-   Python`); Markdown needs
+// one space, and that is how people write it. Continuation lines and nested
+// lists are indented to the item's text, as CommonMark expects.
+turndown.addRule("listItem", {
+  filter: "li",
+  replacement: (content, node, options) => {
+    const list = node.parentElement;
+    let marker = `${options.bulletListMarker} `;
+    if (list?.nodeName === "OL") {
+      const start = Number(list.getAttribute("start") ?? "1") || 1;
+      marker = `${start + Array.prototype.indexOf.call(list.children, node)}. `;
+    }
+    const isParagraph = /\n$/.test(content);
+    const text = content.replace(/^\n+|\n+$/g, "") + (isParagraph ? "\n" : "");
+    return marker + text.replace(/\n/g, `\n${" ".repeat(marker.length)}`) +
+      (node.nextSibling ? "\n" : "");
+  },
+});
+
 // Empty paragraphs (`<p><br></p>`, common in Moodle's editor) come out as
 // lines of spaces that would otherwise survive between blank lines.
 const tidyMarkdown = (markdown: string): string =>
