@@ -114,6 +114,12 @@ Deno.test("--force-recreate re-sends every enabled field of existing users and v
 
       const forced = await world.run(["--all", "--apply", "--force-recreate"]);
       assert.equal(forced.code, 0, forced.stderr);
+      // Re-sent values are shown as such, not as a change to themselves.
+      assert.match(
+        forced.stdout,
+        /name: 'Carla Rossi' \(unchanged, re-sent\)/,
+      );
+      assert.doesNotMatch(forced.stdout, /→/);
       const puts = profilePuts(world);
       assert.equal(puts.length, 1);
       assert.deepEqual(JSON.parse(puts[0].body), {

@@ -1,6 +1,7 @@
 import process from "node:process";
 import { Effect, Layer } from "effect";
 import { auditColumns } from "../audit/AuditLog.ts";
+import { isResend } from "../sync/diff.ts";
 import type { RunSummary, UserDone } from "../sync/outcome.ts";
 import { Reporter } from "./Reporter.ts";
 
@@ -38,7 +39,9 @@ export const describeUser = (done: UserDone): ReadonlyArray<string> => {
       marks[entry.status] ?? "?"
     } ${who} ${entry.action}/${entry.status}: ${entry.message}`,
     ...done.changes.map((c) =>
-      `    ${c.field}: ${quote(c.before)} → ${quote(c.after)}`
+      isResend(c)
+        ? `    ${c.field}: ${quote(c.after)} (unchanged, re-sent)`
+        : `    ${c.field}: ${quote(c.before)} → ${quote(c.after)}`
     ),
   ];
 };

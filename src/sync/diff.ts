@@ -64,6 +64,10 @@ export function sameValue(field: SyncedField, a: string, b: string): boolean {
   return comparable(field, a) === comparable(field, b);
 }
 
+/** A change `--force-recreate` re-sends although Discourse already holds it. */
+export const isResend = (change: FieldChange): boolean =>
+  sameValue(change.field, change.before, change.after);
+
 const isBlank = (value: string): boolean => value.trim() === "";
 
 /** Why a field the site does not let the API write is left alone. */
