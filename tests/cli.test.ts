@@ -436,17 +436,30 @@ Deno.test("--help and --version work", async () => {
   assert.match(version.stdout, /\d+\.\d+\.\d+/);
 });
 
-Deno.test("--user refuses a user whose forum name another Moodle user owns, in one small Moodle request", async () => {
+Deno.test("--user refuses every collision a full run refuses, from either side, in one Moodle request", async () => {
   await withWorld({}, async (world) => {
-    const result = await world.run(["--user", "ana garcia", "--apply"]);
-    assert.equal(result.code, 1, result.stderr);
-    const { rows } = await lastLog(world);
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0].original_username, "ana garcia");
-    assert.equal(rows[0].action, "ERROR");
-    assert.match(rows[0].message, /collision.*"ana_garcia"/);
+    const forumBefore = forumState(world);
+    for (
+      const [username, other] of [["ana garcia", "ana_garcia"], [
+        "ana_garcia",
+        "ana garcia",
+      ]]
+    ) {
+      const moodleBefore = world.moodle.requests.length;
+      const result = await world.run(["--user", username, "--apply"]);
+      assert.equal(result.code, 1, result.stderr);
+      const { rows } = await lastLog(world);
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0].original_username, username);
+      assert.equal(rows[0].action, "ERROR");
+      assert.ok(rows[0].message.includes(`"${other}"`), rows[0].message);
+      assert.match(rows[0].message, /collision/);
+      // Moodle's whole list, once: the only way to see every colliding user.
+      const moodleRequests = world.moodle.requests.slice(moodleBefore);
+      assert.equal(moodleRequests.length, 1);
+      assert.match(moodleRequests[0].body, /core_user_get_users\b(?!_by)/);
+    }
     assert.equal(writes(world).length, 0);
-    assert.equal(world.moodle.requests.length, 1);
-    assert.match(world.moodle.requests[0].body, /core_user_get_users_by_field/);
+    assert.equal(forumState(world), forumBefore);
   });
 });

@@ -170,7 +170,7 @@ export const runSync = (
     const startedAt = yield* Clock.currentTimeMillis;
     const mode = options.apply ? "apply" : "dryrun";
 
-    const records = yield* loadMoodleUsers(options.user, settings.username);
+    const records = yield* loadMoodleUsers;
     const candidates = records.map((r) => candidateOf(r, settings));
     const collisions = findCollisions(
       candidates.flatMap((c) =>
@@ -713,31 +713,22 @@ export const runSync = (
     return summary;
   });
 
-/** Every Moodle user in id order, or the one `--user` names. */
-const loadMoodleUsers = (
-  user: string | undefined,
-  rules: Settings["username"],
-) =>
-  Effect.gen(function* () {
-    const moodle = yield* Moodle;
-    const reporter = yield* Reporter;
-    if (user === undefined) {
-      const all = yield* moodle.allUsers;
-      for (const warning of all.warnings) {
-        yield* reporter.warn(
-          `Moodle warning ${warning.warningcode}: ${warning.message}`,
-        );
-      }
-      return all.records;
-    }
-    // The Moodle user whose username is this user's forum name is the likely
-    // collision (`ana garcia` and `ana_garcia`): fetched in the same small
-    // request, so --user refuses what a full run would refuse.
-    return yield* moodle.usersByUsername([
-      user,
-      normalizeUsername(user, rules),
-    ]);
-  });
+/**
+ * Every Moodle user in id order, for `--user` too: a collision is only seen
+ * against the whole list (`ana_garcia` cannot see `ana garcia` otherwise),
+ * and the list is one Moodle request that costs no Discourse budget.
+ */
+const loadMoodleUsers = Effect.gen(function* () {
+  const moodle = yield* Moodle;
+  const reporter = yield* Reporter;
+  const all = yield* moodle.allUsers;
+  for (const warning of all.warnings) {
+    yield* reporter.warn(
+      `Moodle warning ${warning.warningcode}: ${warning.message}`,
+    );
+  }
+  return all.records;
+});
 
 /** The seed's excluded_users.txt; a missing file is fine and is not created. */
 const readExclusionFile = (path: string | undefined) =>
