@@ -282,7 +282,7 @@ export const makeCommand = (proc: Process) =>
         }
         const applying = flags.apply || flags.interactive;
         const creationProblem = flags.createMissing
-          ? createMissingProblem(applying, settings)
+          ? createMissingProblem(settings)
           : undefined;
         if (creationProblem !== undefined) {
           return yield* usage(proc, creationProblem);

@@ -35,7 +35,14 @@ import {
   withGuest,
 } from "./doubles/scenarios.ts";
 import { auditLogs, readLog, runCli } from "./support/cli.ts";
-import { byMoodleId, withWorld, type World } from "./support/world.ts";
+import {
+  byMoodleId,
+  forumState,
+  lastLog,
+  withWorld,
+  type World,
+  writes,
+} from "./support/world.ts";
 
 // ---------------------------------------------------------------------------
 // Pure rules
@@ -103,16 +110,17 @@ Deno.test("creationRefusal: reserved names, no email, a shared name without SSO,
   );
 });
 
-Deno.test("createMissingProblem: only with --apply; external_id matching needs DiscourseConnect", () => {
-  const plain = { match: "username", discourse: {} } as const;
-  assert.match(createMissingProblem(false, plain) ?? "", /needs --apply/);
-  assert.equal(createMissingProblem(true, plain), undefined);
+Deno.test("createMissingProblem: external_id matching needs DiscourseConnect", () => {
+  assert.equal(
+    createMissingProblem({ match: "username", discourse: {} }),
+    undefined,
+  );
   assert.match(
-    createMissingProblem(true, { match: "external_id", discourse: {} }) ?? "",
+    createMissingProblem({ match: "external_id", discourse: {} }) ?? "",
     /ssoSecret/,
   );
   assert.equal(
-    createMissingProblem(true, {
+    createMissingProblem({
       match: "external_id",
       discourse: { ssoSecret: "s" as never },
     }),
@@ -559,7 +567,7 @@ Deno.test("a site without DiscourseConnect: POST /users.json, read back, bio and
   });
 });
 
-Deno.test("without --create-missing nothing is created; --create-missing needs --apply, and DiscourseConnect for external_id matching", async () => {
+Deno.test("without --create-missing nothing is created; a dry-run with it previews the creations and refuses what --apply would refuse", async () => {
   await withWorld(localSite(), async (world) => {
     const applied = await world.run(["--all", "--apply"]);
     assert.equal(applied.code, 0, applied.stderr);
@@ -568,13 +576,27 @@ Deno.test("without --create-missing nothing is created; --create-missing needs -
     assert.equal(rows.get(2)?.status, "SKIPPED");
     assert.equal(world.discourse.userByUsername("brand.new"), undefined);
 
-    const requestsBefore = world.discourse.requests.length;
+    const forumBefore = forumState(world);
+    const writesBefore = writes(world).length;
     const dry = await world.run(["--all", "--create-missing"]);
-    assert.equal(dry.code, 2);
-    assert.match(dry.stderr, /needs --apply/);
+    assert.equal(dry.code, 1, dry.stderr); // "admin" is refused
+    const preview = byMoodleId((await lastLog(world)).rows);
+    assert.equal(preview.get(2)?.action, "CREATE");
+    assert.equal(preview.get(2)?.status, "DRY_RUN");
+    assert.equal(preview.get(2)?.fields, "name;location;bio;email");
+    // The refusal --apply --create-missing gives, not a promise.
+    assert.equal(preview.get(4)?.action, "ERROR");
+    assert.match(preview.get(4)?.message ?? "", /reserves/);
+    assert.doesNotMatch(dry.stdout, /admin CREATE\/DRY_RUN/);
+    assert.match(dry.stdout, /2 users would change: add --apply/);
+    // Missing users are drift only when --apply would create them.
     const check = await world.run(["--check", "--create-missing"]);
-    assert.equal(check.code, 2);
-    assert.equal(world.discourse.requests.length, requestsBefore);
+    assert.equal(check.code, 4, check.stdout);
+    const plainCheck = await world.run(["--check"]);
+    assert.equal(plainCheck.code, 1, plainCheck.stdout);
+    assert.match(plainCheck.stdout, /2 users not in the forum/);
+    assert.equal(writes(world).length, writesBefore);
+    assert.equal(forumState(world), forumBefore);
   });
   await withWorld({
     ...localSite(),

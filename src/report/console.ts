@@ -52,11 +52,15 @@ const countLines = (counts: Readonly<Record<string, number>>) =>
     [key, n],
   ) => `  ${key.padEnd(22)} ${n}`);
 
+/** `1 user`, `2 users`. */
+export const count = (n: number, noun: string): string =>
+  `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
   "",
-  `Summary (${
-    summary.mode === "apply" ? "apply" : "dry-run"
-  }): ${summary.considered} users considered of ${summary.moodleUsers} in Moodle`,
+  `Summary (${summary.mode === "apply" ? "apply" : "dry-run"}): ${
+    count(summary.considered, "user")
+  } considered of ${summary.moodleUsers} in Moodle`,
   ...countLines(summary.counts),
   `  Discourse requests     ${summary.discourseRequests}`,
   `  Elapsed                ${(summary.elapsedMs / 1000).toFixed(1)} s`,
@@ -69,11 +73,24 @@ export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
           : summary.stoppedBy._tag === "Interrupted"
           ? "interrupted"
           : "quit by the operator"
-      }); ${summary.notReached} users not reached: run the same batch again`
+      }); ${
+        count(summary.notReached, "user")
+      } not reached: run the same batch again`
       : "  The list is finished: no users after this batch."
     : `  Next batch             --offset ${summary.nextOffset}`,
   ...(summary.mode === "dryrun" && summary.pendingChanges > 0
-    ? [`  ${summary.pendingChanges} users would change: add --apply to write`]
+    ? [
+      `  ${
+        count(summary.pendingChanges, "user")
+      } would change: add --apply to write`,
+    ]
+    : []),
+  ...(summary.missingAccounts > 0
+    ? [
+      `  ${
+        count(summary.missingAccounts, "user")
+      } not in the forum: created at first SSO login, or by --apply --create-missing`,
+    ]
     : []),
 ];
 
@@ -85,6 +102,7 @@ const summaryJson = (summary: RunSummary) => ({
   not_reached: summary.notReached,
   counts: summary.counts,
   pending_changes: summary.pendingChanges,
+  missing_accounts: summary.missingAccounts,
   failures: summary.failures,
   discourse_requests: summary.discourseRequests,
   elapsed_ms: summary.elapsedMs,

@@ -29,18 +29,15 @@ export const creationRoute = (
   settings.discourse.ssoSecret === undefined ? "local" : "discourse_connect";
 
 /**
- * Why `--create-missing` cannot run with these flags and settings, checked
- * before anything is contacted; undefined when it can.
+ * Why `--create-missing` cannot run with these settings, checked before
+ * anything is contacted; undefined when it can. Without `--apply` it is the
+ * preview (and `--check`) of `--apply --create-missing`.
  */
 export const createMissingProblem = (
-  applying: boolean,
   settings: Pick<Settings, "match"> & {
     readonly discourse: Pick<Settings["discourse"], "ssoSecret">;
   },
 ): string | undefined => {
-  if (!applying) {
-    return "--create-missing creates forum accounts, so it needs --apply (a dry-run already lists the missing users as CREATE / DRY_RUN)";
-  }
   if (settings.match === "external_id" && creationRoute(settings) === "local") {
     return '--create-missing with match "external_id" needs discourse.ssoSecret (or DISCOURSE_SSO_SECRET): an account made without DiscourseConnect carries no external id, so the next run would not find it and would try to create it again';
   }

@@ -1,5 +1,5 @@
 import type { AuditEntry, AuditRow, RunMode } from "../audit/AuditLog.ts";
-import type { FieldChange, SkippedField } from "./diff.ts";
+import { type FieldChange, isResend, type SkippedField } from "./diff.ts";
 
 /** One user, finished: its log row and what the console shows of it. */
 export interface UserDone {
@@ -23,8 +23,14 @@ export interface RunSummary {
   readonly notReached: number;
   /** `ACTION/STATUS` -> rows. */
   readonly counts: Readonly<Record<string, number>>;
-  /** Users whose forum profile differs from Moodle (dry-run) or still does. */
+  /**
+   * Dry-run: users `--apply` with the same flags would write (real
+   * differences only, creations with `--create-missing`). Apply: users whose
+   * profile still differs from Moodle.
+   */
   readonly pendingChanges: number;
+  /** Dry-run without `--create-missing`: users the forum lacks, not counted above. */
+  readonly missingAccounts: number;
   /** Rows with status ERROR, EXCEPTION or VERIFY_FAILED. */
   readonly failures: number;
   readonly discourseRequests: number;
@@ -36,15 +42,6 @@ export interface RunSummary {
   readonly stoppedBy: StopReason | undefined;
 }
 
-/** The exit code of a finished run; one place decides the mapping. */
-export const exitCodeOf = (summary: RunSummary, check: boolean): number => {
-  if (summary.stoppedBy?._tag === "Interrupted") return 130;
-  if (summary.stoppedBy?._tag === "Fatal") return 3;
-  if (summary.failures > 0) return 1;
-  if (check && summary.pendingChanges > 0) return 4;
-  return 0;
-};
-
 export const ExitCode = {
   ok: 0,
   failures: 1,
@@ -53,3 +50,38 @@ export const ExitCode = {
   drift: 4,
   interrupted: 130,
 } as const;
+
+/**
+ * What a finished user leaves to do. In a dry-run: "change" when `--apply`
+ * with the same flags would write it (a re-send of equal values under
+ * `--force-recreate` is no difference; a refused user is not written), and
+ * "missing" for an account only `--create-missing` would make. After
+ * `--apply`: "change" while a real difference remains.
+ */
+export const pendingOf = (
+  mode: RunMode,
+  done: Pick<UserDone, "entry" | "changes">,
+  createMissing: boolean,
+): "change" | "missing" | undefined => {
+  const { action, status } = done.entry;
+  const differs = done.changes.some((change) => !isResend(change));
+  if (mode === "apply") {
+    return differs && status !== "SUCCESS" ? "change" : undefined;
+  }
+  if (status !== "DRY_RUN") return undefined;
+  if (action === "CREATE") return createMissing ? "change" : "missing";
+  return differs ? "change" : undefined;
+};
+
+/**
+ * The exit code of a finished run; one place decides the mapping. `--check`
+ * answers whether `--apply` would write anything: a yes is 4 whatever else
+ * went wrong, since the forum is out of step either way.
+ */
+export const exitCodeOf = (summary: RunSummary, check: boolean): number => {
+  if (summary.stoppedBy?._tag === "Interrupted") return ExitCode.interrupted;
+  if (check && summary.pendingChanges > 0) return ExitCode.drift;
+  if (summary.stoppedBy?._tag === "Fatal") return ExitCode.fatal;
+  if (summary.failures > 0) return ExitCode.failures;
+  return ExitCode.ok;
+};

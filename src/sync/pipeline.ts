@@ -53,7 +53,12 @@ import {
 } from "./create.ts";
 import { applyChanges, limitViolations, PartialWrite } from "./apply.ts";
 import { verifyProfile } from "./verify.ts";
-import type { RunSummary, StopReason, UserDone } from "./outcome.ts";
+import {
+  pendingOf,
+  type RunSummary,
+  type StopReason,
+  type UserDone,
+} from "./outcome.ts";
 import type { AuditLogError } from "../audit/AuditLog.ts";
 
 /** The operator's answer in `--interactive`. */
@@ -218,6 +223,7 @@ export const runSync = (
     const rows = yield* Ref.make<Record<string, number>>({});
     const stop = yield* Ref.make<StopReason | undefined>(undefined);
     const pendingUsers = yield* Ref.make(0);
+    const missingAccounts = yield* Ref.make(0);
     const considered = yield* Ref.make(0);
     const applyAll = yield* Ref.make(false);
 
@@ -238,8 +244,13 @@ export const runSync = (
         const row = yield* audit.record(done.entry);
         const key = `${done.entry.action}/${done.entry.status}`;
         yield* Ref.update(rows, (c) => ({ ...c, [key]: (c[key] ?? 0) + 1 }));
-        if (done.changes.length > 0 && done.entry.status !== "SUCCESS") {
-          yield* Ref.update(pendingUsers, (n) => n + 1);
+        switch (pendingOf(mode, done, options.createMissing ?? false)) {
+          case "change":
+            yield* Ref.update(pendingUsers, (n) => n + 1);
+            break;
+          case "missing":
+            yield* Ref.update(missingAccounts, (n) => n + 1);
+            break;
         }
         yield* reporter.userDone({ ...done, row });
       });
@@ -497,12 +508,25 @@ export const runSync = (
           );
         }
         if (!options.apply) {
-          return simple(
-            candidate,
-            "CREATE",
-            "DRY_RUN",
-            `${notFound}: would be created at first SSO login, or now by --apply --create-missing`,
-          );
+          // What --apply --create-missing would refuse, the dry-run refuses.
+          const creation = creationFor(candidate);
+          if (creation.refusal) {
+            return simple(candidate, "ERROR", "ERROR", creation.refusal);
+          }
+          return options.createMissing
+            ? withPlan(
+              candidate,
+              creation.plan,
+              "CREATE",
+              "DRY_RUN",
+              `${notFound}: would be created`,
+            )
+            : simple(
+              candidate,
+              "CREATE",
+              "DRY_RUN",
+              `${notFound}: would be created at first SSO login, or now by --apply --create-missing`,
+            );
         }
         if (!options.createMissing) {
           return simple(
@@ -515,20 +539,26 @@ export const runSync = (
         return yield* createUser(candidate, tried);
       });
 
+    /** How a missing user's account would be made, or why it would not. */
+    const creationFor = (candidate: Extract<Candidate, { _tag: "User" }>) => {
+      const route = creationRoute(settings);
+      const plan = creationPlan(candidate.desired, settings.fields);
+      const refusal = creationRefusal({
+        username: candidate.normalized,
+        email: candidate.desired.email,
+        usernameShared: collisions.has(candidate.normalized.toLowerCase()),
+        route,
+        plan,
+      });
+      return { route, plan, refusal };
+    };
+
     const createUser = (
       candidate: Extract<Candidate, { _tag: "User" }>,
       tried: ReadonlyArray<MatchStep>,
     ) =>
       Effect.gen(function* () {
-        const route = creationRoute(settings);
-        const plan = creationPlan(candidate.desired, settings.fields);
-        const refusal = creationRefusal({
-          username: candidate.normalized,
-          email: candidate.desired.email,
-          usernameShared: collisions.has(candidate.normalized.toLowerCase()),
-          route,
-          plan,
-        });
+        const { route, plan, refusal } = creationFor(candidate);
         if (refusal) return simple(candidate, "ERROR", "ERROR", refusal);
         const pending = withPlan(
           candidate,
@@ -698,6 +728,7 @@ export const runSync = (
       notReached: batch.length - consideredCount,
       counts,
       pendingChanges: yield* Ref.get(pendingUsers),
+      missingAccounts: yield* Ref.get(missingAccounts),
       failures: Object.entries(counts).filter(([key]) =>
         /\/(ERROR|EXCEPTION|VERIFY_FAILED)$/.test(key)
       ).reduce((sum, [, n]) => sum + n, 0),
