@@ -7,7 +7,15 @@ export class Reporter extends Context.Tag("Reporter")<Reporter, {
   readonly warn: (message: string) => Effect.Effect<void>;
   readonly info: (message: string) => Effect.Effect<void>;
   readonly start: (
-    run: { readonly mode: RunMode; readonly users: number },
+    run: {
+      readonly mode: RunMode;
+      readonly users: number;
+      /** The Discourse request budget, for the time left. */
+      readonly budget?: {
+        readonly requestsPerMinute: number;
+        readonly requestsSent: Effect.Effect<number>;
+      };
+    },
   ) => Effect.Effect<void>;
   readonly userDone: (done: UserDone) => Effect.Effect<void>;
   readonly finish: (summary: RunSummary) => Effect.Effect<void>;

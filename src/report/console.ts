@@ -1,8 +1,9 @@
 import process from "node:process";
-import { Effect, Layer } from "effect";
+import { Clock, Effect, Layer } from "effect";
 import { auditColumns } from "../audit/AuditLog.ts";
 import { isResend } from "../sync/diff.ts";
 import type { RunSummary, UserDone } from "../sync/outcome.ts";
+import { describeEstimate, estimateProgress } from "./progress.ts";
 import { Reporter } from "./Reporter.ts";
 
 const clip = (value: string, width = 70): string => {
@@ -130,13 +131,22 @@ export const consoleReporter = (
       (options.progress ?? Boolean(process.stderr.isTTY));
     let total = 0;
     let done = 0;
-    const bar = () => {
+    let startedAt = 0;
+    let budget: Parameters<Reporter["Type"]["start"]>[0]["budget"];
+    const bar = Effect.gen(function* () {
       const width = 30;
       const filled = total ? Math.round((done / total) * width) : width;
+      const estimate = budget === undefined ? undefined : estimateProgress({
+        done,
+        total,
+        elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
+        requestsSent: yield* budget.requestsSent,
+        requestsPerMinute: budget.requestsPerMinute,
+      });
       return `\r\x1b[K[${"#".repeat(filled)}${
         ".".repeat(width - filled)
-      }] ${done}/${total} users`;
-    };
+      }] ${done}/${total} users${describeEstimate(estimate)}`;
+    });
     const clearBar = showProgress ? "\r\x1b[K" : "";
     const printOut = (lines: ReadonlyArray<string>) =>
       lines.length === 0 ? Effect.void : Effect.andThen(
@@ -150,10 +160,12 @@ export const consoleReporter = (
         options.json
           ? Effect.void
           : write(process.stderr, `${clearBar}${message}\n`),
-      start: ({ users }) =>
-        Effect.sync(() => {
-          total = users;
+      start: (run) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          total = run.users;
           done = 0;
+          startedAt = now;
+          budget = run.budget;
         }),
       userDone: (user) =>
         Effect.gen(function* () {
@@ -166,7 +178,7 @@ export const consoleReporter = (
             return;
           }
           yield* printOut(describeUser(user));
-          if (showProgress) yield* write(process.stderr, bar());
+          if (showProgress) yield* write(process.stderr, yield* bar);
         }),
       finish: (summary) =>
         options.json

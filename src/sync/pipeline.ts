@@ -262,7 +262,14 @@ export const runSync = (
       c._tag === "User" && !exclusionReason(c.user, exclusionRules) &&
       !refusedForCollision(c.normalized)
     );
-    yield* reporter.start({ mode, users: batch.length });
+    yield* reporter.start({
+      mode,
+      users: batch.length,
+      budget: {
+        requestsPerMinute: settings.discourse.requestsPerMinute,
+        requestsSent: discourse.requestsSent,
+      },
+    });
     const emailSource: EmailSource = yield* chooseEmailSource(
       settings,
       toProcess.length,
