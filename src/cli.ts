@@ -23,7 +23,7 @@ import {
 import { ExitCode, exitCodeOf } from "./sync/outcome.ts";
 import { type Decision, runSync } from "./sync/pipeline.ts";
 import { createMissingProblem } from "./sync/create.ts";
-import { describeUser } from "./report/console.ts";
+import { describeFullChanges, describePending } from "./report/console.ts";
 
 export const version = denoJson.version;
 
@@ -179,23 +179,25 @@ const askOperator = (
   Effect.gen(function* () {
     // The progress bar shares the terminal: clear its line first.
     if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-    for (
-      const line of describeUser({
-        entry: pending.entry,
-        row: {} as never,
-        changes: pending.plan.changes,
-        skipped: pending.plan.skipped,
-      })
-    ) yield* Console.log(line);
-    return yield* Prompt.select<Decision>({
-      message: `Apply these changes to ${pending.entry.normalizedUsername}?`,
-      choices: [
-        { title: "apply", value: "apply" },
-        { title: "skip", value: "skip" },
-        { title: "apply all remaining", value: "all" },
-        { title: "quit", value: "quit" },
-      ],
-    });
+    const { changes } = pending.plan;
+    for (const line of describePending(pending.entry, changes)) {
+      yield* Console.log(line);
+    }
+    // Long values are cut above: the operator may see them whole first.
+    while (true) {
+      const answer = yield* Prompt.select<Decision | "show">({
+        message: `Apply these changes to ${pending.entry.normalizedUsername}?`,
+        choices: [
+          { title: "apply", value: "apply" },
+          { title: "skip", value: "skip" },
+          { title: "apply all remaining", value: "all" },
+          { title: "show full changes", value: "show" },
+          { title: "quit", value: "quit" },
+        ],
+      });
+      if (answer !== "show") return answer;
+      for (const line of describeFullChanges(changes)) yield* Console.log(line);
+    }
   }).pipe(Effect.orElseSucceed((): Decision => "quit"));
 
 export const makeCommand = (proc: Process) =>

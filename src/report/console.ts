@@ -1,7 +1,7 @@
 import process from "node:process";
 import { Clock, Effect, Layer } from "effect";
-import { auditColumns } from "../audit/AuditLog.ts";
-import { isResend } from "../sync/diff.ts";
+import { auditColumns, type AuditEntry } from "../audit/AuditLog.ts";
+import { type FieldChange, isResend } from "../sync/diff.ts";
 import type { RunSummary, UserDone } from "../sync/outcome.ts";
 import { describeEstimate, estimateProgress } from "./progress.ts";
 import { Reporter } from "./Reporter.ts";
@@ -24,6 +24,20 @@ const marks: Record<string, string> = {
   EXCEPTION: "✗",
 };
 
+const whoIs = (entry: AuditEntry): string =>
+  entry.normalizedUsername &&
+    entry.normalizedUsername !== entry.originalUsername
+    ? `${entry.normalizedUsername} (Moodle: ${entry.originalUsername})`
+    : entry.originalUsername || `Moodle id ${entry.moodleId ?? "?"}`;
+
+/** One line a field, long values cut with "…". */
+const changeLines = (changes: ReadonlyArray<FieldChange>) =>
+  changes.map((c) =>
+    isResend(c)
+      ? `    ${c.field}: ${quote(c.after)} (unchanged, re-sent)`
+      : `    ${c.field}: ${quote(c.before)} → ${quote(c.after)}`
+  );
+
 /** The lines a person reads for one user; quiet for users with nothing to do. */
 export const describeUser = (done: UserDone): ReadonlyArray<string> => {
   const { entry } = done;
@@ -31,21 +45,39 @@ export const describeUser = (done: UserDone): ReadonlyArray<string> => {
     ["ERROR", "EXCEPTION", "VERIFY_FAILED"].includes(entry.status) ||
     entry.action === "CREATE";
   if (!interesting) return [];
-  const who = entry.normalizedUsername &&
-      entry.normalizedUsername !== entry.originalUsername
-    ? `${entry.normalizedUsername} (Moodle: ${entry.originalUsername})`
-    : entry.originalUsername || `Moodle id ${entry.moodleId ?? "?"}`;
   return [
-    `${
-      marks[entry.status] ?? "?"
-    } ${who} ${entry.action}/${entry.status}: ${entry.message}`,
-    ...done.changes.map((c) =>
-      isResend(c)
-        ? `    ${c.field}: ${quote(c.after)} (unchanged, re-sent)`
-        : `    ${c.field}: ${quote(c.before)} → ${quote(c.after)}`
-    ),
+    `${marks[entry.status] ?? "?"} ${
+      whoIs(entry)
+    } ${entry.action}/${entry.status}: ${entry.message}`,
+    ...changeLines(done.changes),
   ];
 };
+
+/**
+ * What `--interactive` asks about: the user and the changes, with no status,
+ * since nothing is decided yet (the row printed after says what happened).
+ */
+export const describePending = (
+  entry: AuditEntry,
+  changes: ReadonlyArray<FieldChange>,
+): ReadonlyArray<string> => [
+  `? ${whoIs(entry)} ${entry.action}: ${entry.message}`,
+  ...changeLines(changes),
+];
+
+/** Every changed field in full, line by line: nothing cut. */
+export const describeFullChanges = (
+  changes: ReadonlyArray<FieldChange>,
+): ReadonlyArray<string> =>
+  changes.flatMap((c) => {
+    const lines = (mark: string, value: string) =>
+      value === ""
+        ? [`      ${mark} (empty)`]
+        : value.split(/\r\n?|\n/).map((line) => `      ${mark} ${line}`);
+    return isResend(c)
+      ? [`    ${c.field} (unchanged, re-sent):`, ...lines(" ", c.after)]
+      : [`    ${c.field}:`, ...lines("-", c.before), ...lines("+", c.after)];
+  });
 
 /** `UPDATE/SUCCESS 12, CREATE/DRY_RUN 3` ... in a stable order. */
 const countLines = (counts: Readonly<Record<string, number>>) =>
