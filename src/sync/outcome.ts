@@ -60,7 +60,11 @@ export const ExitCode = {
  */
 export const pendingOf = (
   mode: RunMode,
-  done: Pick<UserDone, "entry" | "changes">,
+  // Plain strings: a row read back from a CSV log is judged the same way.
+  done: {
+    readonly entry: { readonly action: string; readonly status: string };
+    readonly changes: ReadonlyArray<FieldChange>;
+  },
   createMissing: boolean,
 ): "change" | "missing" | undefined => {
   const { action, status } = done.entry;

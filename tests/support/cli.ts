@@ -1,6 +1,8 @@
 import { parse } from "csv-parse/sync";
 
 const mainModule = new URL("../../src/main.ts", import.meta.url).pathname;
+/** Named, so that the CLI finds its imports from any working folder. */
+const configFile = new URL("../../deno.json", import.meta.url).pathname;
 
 export interface CliResult {
   readonly code: number;
@@ -11,6 +13,8 @@ export interface CliResult {
 /** `deno run` with the permissions the compiled binary gets, on src/main.ts. */
 export const cliArgs = (args: ReadonlyArray<string>): string[] => [
   "run",
+  "--config",
+  configFile,
   "--allow-net",
   "--allow-read",
   "--allow-write",
