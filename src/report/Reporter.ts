@@ -2,6 +2,12 @@ import { Context, type Effect } from "effect";
 import type { RunMode } from "../audit/AuditLog.ts";
 import type { RunSummary, UserDone } from "../sync/outcome.ts";
 
+/** The Discourse request budget, from which the time left is estimated. */
+export interface RequestBudget {
+  readonly requestsPerMinute: number;
+  readonly requestsSent: Effect.Effect<number>;
+}
+
 /** Where the run tells the operator what happens; the console or JSON lines. */
 export class Reporter extends Context.Tag("Reporter")<Reporter, {
   readonly warn: (message: string) => Effect.Effect<void>;
@@ -10,11 +16,7 @@ export class Reporter extends Context.Tag("Reporter")<Reporter, {
     run: {
       readonly mode: RunMode;
       readonly users: number;
-      /** The Discourse request budget, for the time left. */
-      readonly budget?: {
-        readonly requestsPerMinute: number;
-        readonly requestsSent: Effect.Effect<number>;
-      };
+      readonly budget?: RequestBudget;
     },
   ) => Effect.Effect<void>;
   readonly userDone: (done: UserDone) => Effect.Effect<void>;

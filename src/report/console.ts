@@ -4,7 +4,7 @@ import { auditColumns, type AuditEntry } from "../audit/AuditLog.ts";
 import { type FieldChange, isResend } from "../sync/diff.ts";
 import type { RunSummary, UserDone } from "../sync/outcome.ts";
 import { describeEstimate, estimateProgress } from "./progress.ts";
-import { Reporter } from "./Reporter.ts";
+import { Reporter, type RequestBudget } from "./Reporter.ts";
 
 const clip = (value: string, width = 70): string => {
   const flat = value.replace(/\r?\n/g, "⏎");
@@ -86,7 +86,7 @@ const countLines = (counts: Readonly<Record<string, number>>) =>
   ) => `  ${key.padEnd(22)} ${n}`);
 
 /** `1 user`, `2 users`. */
-export const count = (n: number, noun: string): string =>
+const count = (n: number, noun: string): string =>
   `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
@@ -164,7 +164,7 @@ export const consoleReporter = (
     let total = 0;
     let done = 0;
     let startedAt = 0;
-    let budget: Parameters<Reporter["Type"]["start"]>[0]["budget"];
+    let budget: RequestBudget | undefined;
     const bar = Effect.gen(function* () {
       const width = 30;
       const filled = total ? Math.round((done / total) * width) : width;
