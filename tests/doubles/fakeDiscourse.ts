@@ -38,7 +38,11 @@ export interface DiscourseScenarioUser {
   active?: boolean;
   admin?: boolean;
   staged?: boolean;
+  /** ISO time; the account is suspended while it lies in the future. */
   suspended_till?: string;
+  /** ISO time the suspension began; default the creation time. */
+  suspended_at?: string;
+  suspend_reason?: string;
   moderator?: boolean;
   /** ISO time; default derived from the id, so id order is creation order. */
   created_at?: string;
@@ -75,11 +79,26 @@ export interface DiscourseRateLimit {
   windowMs?: number;
 }
 
+/** A manual group; the automatic ones always exist and follow the users. */
+export interface DiscourseScenarioGroup {
+  /** Default: the next free id from 41 up (ids below are automatic ones'). */
+  id?: number;
+  name: string;
+  full_name?: string;
+  /** 0 public (default), 1 logged-on users, 2 members, 3 staff, 4 owners. */
+  visibility_level?: number;
+  bio_raw?: string;
+  /** Usernames (case-insensitive); owners are members too. */
+  members?: string[];
+  owners?: string[];
+}
+
 export interface DiscourseScenario extends RecordingOptions {
   apiKey: string;
   /** Must name an admin in `users`; added automatically if absent. */
   apiUser: string;
   users: DiscourseScenarioUser[];
+  groups?: DiscourseScenarioGroup[];
   site?: DiscourseSite;
   rateLimit?: DiscourseRateLimit;
   /** Fixed port; default an ephemeral one. */
@@ -120,8 +139,32 @@ export interface FakeDiscourse {
   adminWindowUsed(): number;
   /** Profile views recorded for a user (reads without skip_track_visit). */
   profileViews(username: string): number;
+  /** Live groups, automatic ones included, by id. */
+  groups: ReadonlyMap<number, FakeGroup>;
+  /** Case-insensitive. */
+  groupByName(name: string): FakeGroup | undefined;
+  /** Usernames of a group's members (owners included), sorted; [] if none. */
+  groupMembers(name: string): string[];
+  /** Suspension messages, which Discourse emails to the suspended user. */
+  suspensionEmails: Array<{ username: string; message: string }>;
   requestCount(): number;
+  /** Changes the answer latency for requests from now on. */
+  setLatency(ms: number): void;
   close(): Promise<void>;
+}
+
+/** A group as the double keeps it; automatic groups compute their members. */
+export interface FakeGroup {
+  readonly id: number;
+  name: string;
+  full_name?: string;
+  visibility_level: number;
+  bio_raw?: string;
+  readonly automatic: boolean;
+  /** Manual groups only: user ids. Automatic groups leave them empty. */
+  readonly memberIds: Set<number>;
+  readonly ownerIds: Set<number>;
+  readonly createdAt: string;
 }
 
 // ---------------------------------------------------------------------------
@@ -159,6 +202,30 @@ export const defaultGroupNames: ReadonlyArray<string> = [
   "trust_level_2",
   "trust_level_3",
   "trust_level_4",
+];
+
+/** Group::AUTO_GROUPS: name -> id, and who belongs. */
+const automaticGroups: ReadonlyArray<
+  {
+    id: number;
+    name: string;
+    includes: (user: DiscourseScenarioUser) => boolean;
+  }
+> = [
+  { id: 0, name: "everyone", includes: () => false },
+  { id: 1, name: "admins", includes: (user) => user.admin === true },
+  { id: 2, name: "moderators", includes: (user) => user.moderator === true },
+  {
+    id: 3,
+    name: "staff",
+    includes: (user) => user.admin === true || user.moderator === true,
+  },
+  ...[0, 1, 2, 3, 4].map((level) => ({
+    id: 10 + level,
+    name: `trust_level_${level}`,
+    // Trust level groups are cumulative: trust_level_1 holds TL1 and up.
+    includes: (user: DiscourseScenarioUser) => (user.trust_level ?? 1) >= level,
+  })),
 ];
 
 const confusingExtension =
@@ -280,11 +347,95 @@ export const cookMarkdown = (markdown: string): string => {
     }).join("\n");
 };
 
-const excerpt = (cooked: string, length = 350): string => {
-  const text = cooked.replace(/<[^>]*>/g, "").replace(/\s+/g, " ").trim();
-  return [...text].length > length
-    ? `${[...text].slice(0, length).join("")}&hellip;`
-    : text;
+const decodeEntities = (html: string): string =>
+  html.replace(
+    /&(#\d+|#x[0-9a-f]+|amp|lt|gt|quot|apos|nbsp);/gi,
+    (all, code) => {
+      const lower = String(code).toLowerCase();
+      if (lower.startsWith("#x")) {
+        return String.fromCodePoint(Number.parseInt(lower.slice(2), 16));
+      }
+      if (lower.startsWith("#")) {
+        return String.fromCodePoint(Number.parseInt(lower.slice(1), 10));
+      }
+      const named: Record<string, string> = {
+        amp: "&",
+        lt: "<",
+        gt: ">",
+        quot: '"',
+        apos: "'",
+        nbsp: "\u00a0",
+      };
+      return named[lower] ?? all;
+    },
+  );
+
+/** ERB::Util.html_escape. */
+const erbEscape = (text: string): string =>
+  text.replace(
+    /[&<>"']/g,
+    (char) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[
+        char
+      ]!,
+  );
+
+/** ExcerptParser#escape_attribute. */
+const escapeAttribute = (value: string): string =>
+  value.replace(/&/g, "&amp;").replace(/"/g, "&#34;").replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;");
+
+/**
+ * UserProfile#bio_excerpt(350, keep_newlines: true), as Discourse's
+ * ExcerptParser builds it from the cooked bio: text is re-escaped, a closing
+ * </p> or a <br> becomes an uncounted "<br>", the newlines between blocks
+ * stay and count, links stay as tags unless `keepLinks` is false (TL0 and
+ * suspended users), a cut ends in "&hellip;", a trailing "<br>" is dropped.
+ */
+export const bioExcerpt = (
+  cooked: string,
+  keepLinks = true,
+  length = 350,
+): string => {
+  let out = "";
+  let counted = 0;
+  let inLink = false;
+  for (const token of cooked.match(/<[^>]*>|[^<]+/g) ?? []) {
+    if (token.startsWith("<")) {
+      const tag = /^<\s*(\/?)\s*([a-zA-Z0-9]+)/.exec(token);
+      if (!tag) continue;
+      const closing = tag[1] === "/";
+      const name = tag[2].toLowerCase();
+      if (name === "a" && keepLinks) {
+        if (closing) {
+          out += "</a>";
+          inLink = false;
+        } else {
+          const attributes = [...token.matchAll(/([\w-]+)="([^"]*)"/g)]
+            .map(([, key, value]) =>
+              `${key}="${escapeAttribute(decodeEntities(value))}"`
+            );
+          out += `<a ${attributes.join(" ")}>`;
+          inLink = true;
+        }
+      } else if ((closing && name === "p") || name === "br") {
+        out += "<br>";
+      }
+      continue;
+    }
+    const characters = [...decodeEntities(token)];
+    if (counted + characters.length > length) {
+      // Ruby's string[0..n] keeps n + 1 characters.
+      const kept = Math.max(0, length - counted - 1) + 1;
+      out += erbEscape(characters.slice(0, kept).join(""));
+      out += "&hellip;";
+      if (inLink) out += "</a>";
+      break;
+    }
+    out += erbEscape(characters.join(""));
+    counted += characters.length;
+  }
+  return out.trim().replace(/<br>$/, "");
 };
 
 const formatWebsite = (website: string): string =>
@@ -428,6 +579,25 @@ const isSuspended = (user: DiscourseScenarioUser): boolean =>
 const isStaff = (user: DiscourseScenarioUser): boolean =>
   user.admin === true || user.moderator === true;
 
+/** Links in a bio excerpt are kept for TL1+ accounts that are not suspended. */
+const keepsLinks = (user: DiscourseScenarioUser): boolean =>
+  (user.trust_level ?? 1) >= 1 && !isSuspended(user);
+
+/** The suspension fields the user JSON and user cards show. */
+const suspensionOf = (
+  user: DiscourseScenarioUser,
+  viewer: DiscourseScenarioUser,
+): Record<string, unknown> => {
+  if (!isSuspended(user)) return {};
+  return {
+    suspended_till: user.suspended_till,
+    // can_see_suspension_reason?: staff, or the user themselves.
+    ...(isStaff(viewer) || viewer.id === user.id
+      ? { suspend_reason: user.suspend_reason ?? null }
+      : {}),
+  };
+};
+
 const canEdit = (
   viewer: DiscourseScenarioUser,
   target: DiscourseScenarioUser,
@@ -517,7 +687,14 @@ type Route =
   | { kind: "cards" }
   | { kind: "createUser" }
   | { kind: "syncSso" }
-  | { kind: "userPage" };
+  | { kind: "userPage" }
+  | { kind: "groupShow"; name: string }
+  | { kind: "groupMembers"; name: string }
+  | { kind: "groupAdd"; id: string }
+  | { kind: "groupRemove"; id: string }
+  | { kind: "groupCreate" }
+  | { kind: "suspend"; id: string }
+  | { kind: "unsuspend"; id: string };
 
 const decodeSegment = (segment: string): string | undefined => {
   try {
@@ -589,6 +766,26 @@ const resolveRoute = (method: string, path: string): Route | undefined => {
   }
   if (path === "/admin/users/sync_sso.json" && method === "POST") {
     return { kind: "syncSso" };
+  }
+  if (first === "groups" && parts.length === 2 && method === "GET") {
+    return { kind: "groupShow", name: second };
+  }
+  if (first === "groups" && parts.length === 3 && third === "members") {
+    if (method === "GET") return { kind: "groupMembers", name: second };
+    if (method === "PUT") return { kind: "groupAdd", id: second };
+    if (method === "DELETE") return { kind: "groupRemove", id: second };
+  }
+  if (
+    first === "admin" && second === "groups" && parts.length === 2 &&
+    method === "POST"
+  ) {
+    return { kind: "groupCreate" };
+  }
+  if (
+    first === "admin" && second === "users" && parts.length === 4 &&
+    method === "PUT" && (fourth === "suspend" || fourth === "unsuspend")
+  ) {
+    return { kind: fourth, id: third };
   }
   return undefined;
 };
@@ -686,6 +883,70 @@ export const startFakeDiscourse = async (
   const emailChangeRequests: Array<{ username: string; email: string }> = [];
   const staffActionLog: StaffActionLogEntry[] = [];
   const profileViews = new Map<number, number>();
+  const suspensionEmails: Array<{ username: string; message: string }> = [];
+
+  // Groups: the automatic ones first, with Discourse's own ids.
+  const groups = new Map<number, FakeGroup>();
+  const addedAt = new Map<FakeGroup, Map<number, string>>();
+  const groupByName = (name: string): FakeGroup | undefined => {
+    const lower = name.toLowerCase();
+    for (const group of groups.values()) {
+      if (group.name.toLowerCase() === lower) return group;
+    }
+    return undefined;
+  };
+  const siteCreatedAt = new Date(Date.UTC(2021, 0, 1)).toISOString();
+  for (const auto of automaticGroups) {
+    groups.set(auto.id, {
+      id: auto.id,
+      name: auto.name,
+      visibility_level: 1,
+      automatic: true,
+      memberIds: new Set(),
+      ownerIds: new Set(),
+      createdAt: siteCreatedAt,
+    });
+  }
+  const nextGroupId = (): number => Math.max(40, ...groups.keys()) + 1;
+  for (const wanted of scenario.groups ?? []) {
+    // A scenario that breaks Discourse's own rules is a test's mistake.
+    const problem = usernameFormatError(wanted.name, site) ??
+      (groupByName(wanted.name) || users.byUsername(wanted.name)
+        ? "is already taken"
+        : undefined);
+    if (problem) {
+      throw new Error(`scenario group "${wanted.name}": name ${problem}`);
+    }
+    const idOf = (username: string): number => {
+      const user = users.byUsername(username);
+      if (!user) {
+        throw new Error(
+          `scenario group "${wanted.name}": no user "${username}"`,
+        );
+      }
+      return user.id;
+    };
+    const owners = (wanted.owners ?? []).map(idOf);
+    const group: FakeGroup = {
+      id: wanted.id ?? nextGroupId(),
+      name: wanted.name,
+      full_name: wanted.full_name,
+      visibility_level: wanted.visibility_level ?? 0,
+      bio_raw: wanted.bio_raw,
+      automatic: false,
+      memberIds: new Set([...(wanted.members ?? []).map(idOf), ...owners]),
+      ownerIds: new Set(owners),
+      createdAt: siteCreatedAt,
+    };
+    if (groups.has(group.id)) {
+      throw new Error(`scenario group "${wanted.name}": id ${group.id} taken`);
+    }
+    groups.set(group.id, group);
+    addedAt.set(
+      group,
+      new Map([...group.memberIds].map((id) => [id, siteCreatedAt])),
+    );
+  }
   let admin429s = 0;
   let ip429s = 0;
   let sortedCache:
@@ -702,7 +963,8 @@ export const startFakeDiscourse = async (
 
   const usernameTaken = (username: string): boolean =>
     users.byUsername(username) !== undefined ||
-    groupNames.includes(username.toLowerCase());
+    groupNames.includes(username.toLowerCase()) ||
+    groupByName(username) !== undefined;
 
   const uniqueUsername = (wanted: string): string => {
     const base = suggestUsername(wanted, site);
@@ -754,7 +1016,7 @@ export const startFakeDiscourse = async (
       const cooked = cookMarkdown(user.bio_raw!);
       if (editable) out.bio_raw = user.bio_raw;
       out.bio_cooked = cooked;
-      out.bio_excerpt = excerpt(cooked);
+      out.bio_excerpt = bioExcerpt(cooked, keepsLinks(user));
     }
     Object.assign(out, {
       title: null,
@@ -771,8 +1033,49 @@ export const startFakeDiscourse = async (
       can_change_location: editable && site.ssoOverridesLocation !== true,
       can_change_website: editable && site.ssoOverridesWebsite !== true,
     });
-    if (isSuspended(user)) out.suspended_till = user.suspended_till;
+    Object.assign(out, suspensionOf(user, viewer));
     return out;
+  };
+
+  /** UserCardSerializer: blank untrusted fields and empty user_fields omitted. */
+  const serializeCard = (
+    user: DiscourseScenarioUser,
+    viewer: DiscourseScenarioUser,
+  ): Record<string, unknown> => {
+    const card: Record<string, unknown> = {
+      id: user.id,
+      username: user.username,
+      avatar_template: avatarTemplate(user),
+    };
+    if (namesEnabled && !isBlank(user.name)) card.name = user.name;
+    if (!isBlank(user.location)) card.location = user.location;
+    if (!isBlank(user.website)) {
+      card.website = user.website;
+      try {
+        const url = new URL(user.website!);
+        card.website_name = `${url.hostname.replace(/^www\./, "")}${
+          url.pathname === "/" ? "" : url.pathname
+        }`;
+      } catch {
+        // A website that is not a URL has no website_name.
+      }
+    }
+    if (!isBlank(user.bio_raw)) {
+      const text = bioExcerpt(cookMarkdown(user.bio_raw!), keepsLinks(user));
+      if (text !== "") card.bio_excerpt = text;
+    }
+    Object.assign(card, {
+      title: null,
+      created_at: createdAt(user),
+      last_seen_at: null,
+      last_posted_at: null,
+      trust_level: user.trust_level ?? 1,
+      moderator: user.moderator === true,
+      admin: user.admin === true,
+      ...suspensionOf(user, viewer),
+    });
+    if (isStaff(viewer)) card.staged = user.staged === true;
+    return card;
   };
 
   const serializeAdminRow = (
@@ -805,7 +1108,7 @@ export const startFakeDiscourse = async (
       days_visited: 0,
     });
     if (isSuspended(user)) {
-      out.suspended_at = createdAt(user);
+      out.suspended_at = user.suspended_at ?? createdAt(user);
       out.suspended_till = user.suspended_till;
     }
     return out;
@@ -1047,7 +1350,11 @@ export const startFakeDiscourse = async (
       staged: user.staged === true,
       trust_level: user.trust_level ?? 1,
       created_at: createdAt(user),
+      suspended_at: isSuspended(user)
+        ? user.suspended_at ?? createdAt(user)
+        : null,
       suspended_till: isSuspended(user) ? user.suspended_till : null,
+      suspend_reason: isSuspended(user) ? user.suspend_reason ?? null : null,
       single_sign_on_record: user.external_id === undefined ? null : {
         user_id: user.id,
         external_id: user.external_id,
@@ -1059,6 +1366,482 @@ export const startFakeDiscourse = async (
       },
     });
     return jsonResponse(200, out);
+  };
+
+  // -------------------------------------------------------------------------
+  // Groups (groups_controller.rb, admin/groups_controller.rb)
+
+  /** Human members (id > 0), owners included. */
+  const membersOf = (group: FakeGroup): DiscourseScenarioUser[] => {
+    if (group.automatic) {
+      const rule = automaticGroups.find((auto) => auto.id === group.id)!;
+      return [...users.values()].filter((user) =>
+        user.id > 0 && rule.includes(user)
+      );
+    }
+    return [...group.memberIds].map((id) => users.get(id))
+      .filter((user): user is DiscourseScenarioUser =>
+        user !== undefined && user.id > 0
+      );
+  };
+
+  /** Guardian#can_see_groups? for one group. */
+  const canSeeGroup = (
+    group: FakeGroup,
+    viewer: DiscourseScenarioUser,
+  ): boolean => {
+    if (viewer.admin === true || group.visibility_level === 0) return true;
+    if (isStaff(viewer) && group.visibility_level === 3) return true;
+    if (group.visibility_level === 1) return true;
+    if (!group.memberIds.has(viewer.id)) return false;
+    return group.visibility_level !== 4 || group.ownerIds.has(viewer.id);
+  };
+
+  /** GroupsController#find_group: by name, 404 when unseen or missing. */
+  const visibleGroup = (
+    name: string,
+    viewer: DiscourseScenarioUser,
+  ): FakeGroup => {
+    const group = groupByName(name);
+    if (!group || !canSeeGroup(group, viewer)) {
+      throw new Failure(404, notFoundBody);
+    }
+    return group;
+  };
+
+  /** Group.find(params[:id]): by numeric id only. */
+  const groupById = (id: string): FakeGroup => {
+    const group = /^\d+$/.test(id) ? groups.get(Number(id)) : undefined;
+    if (!group) throw new Failure(404, notFoundBody);
+    return group;
+  };
+
+  /** Guardian#ensure_can_edit!(group): never automatic; admins or owners. */
+  const ensureCanEditGroup = (
+    group: FakeGroup,
+    viewer: DiscourseScenarioUser,
+  ): void => {
+    const allowed = !group.automatic &&
+      (viewer.admin === true || group.ownerIds.has(viewer.id));
+    if (!allowed) throw new Failure(403, notPermittedBody);
+  };
+
+  const basicGroup = (
+    group: FakeGroup,
+    viewer: DiscourseScenarioUser,
+  ): Record<string, unknown> => ({
+    id: group.id,
+    automatic: group.automatic,
+    name: group.name,
+    display_name: group.name,
+    user_count: membersOf(group).length,
+    mentionable_level: 0,
+    messageable_level: 0,
+    visibility_level: group.visibility_level,
+    primary_group: false,
+    title: null,
+    grant_trust_level: null,
+    has_messages: false,
+    flair_url: null,
+    flair_bg_color: null,
+    flair_color: null,
+    bio_raw: isBlank(group.bio_raw) ? null : group.bio_raw,
+    bio_cooked: isBlank(group.bio_raw) ? null : cookMarkdown(group.bio_raw!),
+    public_admission: false,
+    public_exit: false,
+    allow_membership_requests: false,
+    full_name: isBlank(group.full_name) ? null : group.full_name,
+    default_notification_level: 3,
+    membership_request_template: null,
+    members_visibility_level: 0,
+    can_see_members: true,
+    can_admin_group: viewer.admin === true,
+    publish_read_state: false,
+  });
+
+  const showGroup = (
+    name: string,
+    viewer: DiscourseScenarioUser,
+  ): Response => {
+    const group = visibleGroup(name, viewer);
+    const visibleNames = [...groups.values()]
+      .filter((candidate) => canSeeGroup(candidate, viewer))
+      .filter((candidate) =>
+        isStaff(viewer) || !candidate.automatic || candidate.id === 2
+      )
+      .map((candidate) => candidate.name);
+    return jsonResponse(200, {
+      group: {
+        ...basicGroup(group, viewer),
+        is_group_user: group.memberIds.has(viewer.id),
+        is_group_owner: group.ownerIds.has(viewer.id),
+      },
+      extras: { visible_group_names: visibleNames },
+    });
+  };
+
+  /** ApplicationController#fetch_int_from_params: digits only, in range. */
+  const intParam = (
+    query: URLSearchParams,
+    name: string,
+    fallback: number,
+    max: number,
+  ): number => {
+    const raw = query.get(name);
+    if (raw === null) return fallback;
+    if (!/^\s*[-+]?\d+\s*$/.test(raw)) {
+      throw new Failure(400, invalidParamBody(name));
+    }
+    const value = Number.parseInt(raw, 10);
+    if (value < 0 || value > max) {
+      throw new Failure(400, invalidParamBody(name));
+    }
+    return value;
+  };
+
+  const groupMembers = (
+    name: string,
+    viewer: DiscourseScenarioUser,
+    query: URLSearchParams,
+  ): Response => {
+    const group = visibleGroup(name, viewer);
+    const limit = intParam(query, "limit", 50, 1000);
+    // Ruby's to_i: garbage is 0; only a negative number is refused.
+    const offset = Number.parseInt(query.get("offset") ?? "0", 10) || 0;
+    if (offset < 0) throw new Failure(400, invalidParamBody("offset"));
+    const ascending = (query.get("asc") ?? "") !== "";
+    const since = addedAt.get(group);
+    const ordered = membersOf(group).sort((a, b) => {
+      // ORDER BY NOT owner, username_lower DESC (ASC with asc=...).
+      const byOwner = Number(group.ownerIds.has(b.id)) -
+        Number(group.ownerIds.has(a.id));
+      if (byOwner !== 0) return byOwner;
+      const byName = a.username.toLowerCase().localeCompare(
+        b.username.toLowerCase(),
+      );
+      return ascending ? byName : -byName;
+    });
+    const serialize = (user: DiscourseScenarioUser) => ({
+      id: user.id,
+      username: user.username,
+      name: namesEnabled && !isBlank(user.name) ? user.name : null,
+      avatar_template: avatarTemplate(user),
+      title: null,
+      last_posted_at: null,
+      last_seen_at: null,
+      added_at: since?.get(user.id) ?? group.createdAt,
+      timezone: null,
+    });
+    return jsonResponse(200, {
+      members: ordered.slice(offset, offset + limit).map(serialize),
+      owners: ordered.filter((user) => group.ownerIds.has(user.id)).map(
+        serialize,
+      ),
+      meta: { total: ordered.length, limit, offset },
+    });
+  };
+
+  /**
+   * GroupsController#users_from_params. The lists are split on "," only:
+   * "a, b" names " b", which matches nobody. A list that matches nobody is
+   * 400; no list at all is an empty result the caller judges.
+   */
+  const usersFromParams = (params: Params): DiscourseScenarioUser[] => {
+    const present = (name: string): unknown => {
+      const value = params[name];
+      if (value === undefined || value === null) return undefined;
+      if (typeof value === "string" && value.trim() === "") return undefined;
+      return value;
+    };
+    const list = (name: string): string[] => {
+      const value = present(name);
+      // Rails would call String#split on an array and crash: a 500.
+      if (typeof value !== "string") throw new Failure(500, {});
+      return value.split(",");
+    };
+    const human = [...users.values()].sort((a, b) => a.id - b.id);
+    const pick = (
+      name: string,
+      matches: (user: DiscourseScenarioUser, wanted: Set<string>) => boolean,
+      wanted: string[],
+    ) => {
+      const set = new Set(wanted);
+      const found = human.filter((user) => matches(user, set));
+      if (found.length === 0) throw new Failure(400, invalidParamBody(name));
+      return found;
+    };
+    if (present("usernames") !== undefined) {
+      return pick(
+        "usernames",
+        (user, set) => set.has(user.username.toLowerCase()),
+        list("usernames").map((name) => name.toLowerCase()),
+      );
+    }
+    if (present("user_id") !== undefined) {
+      const id = String(Number.parseInt(String(params.user_id), 10) || 0);
+      return pick("user_id", (user, set) => set.has(String(user.id)), [id]);
+    }
+    if (present("user_ids") !== undefined) {
+      return pick(
+        "user_ids",
+        (user, set) => set.has(String(user.id)),
+        list("user_ids").map((id) => id.trim()),
+      );
+    }
+    if (present("user_emails") !== undefined) {
+      return pick(
+        "user_emails",
+        (user, set) => emailsOf(user).some((email) => set.has(email)),
+        list("user_emails").map((email) => email.trim().toLowerCase()),
+      );
+    }
+    return [];
+  };
+
+  const addMembers = (
+    id: string,
+    viewer: DiscourseScenarioUser,
+    params: Params,
+  ): Response => {
+    const group = groupById(id);
+    ensureCanEditGroup(group, viewer);
+    const found = usersFromParams(params);
+    if (found.length === 0) {
+      throw new Failure(
+        400,
+        invalidParamBody("Usernames or emails must be present"),
+      );
+    }
+    if (found.length > 1000) {
+      throw new Failure(422, {
+        errors: ["Maximum 1000 users can be added at once"],
+      });
+    }
+    const already = found.filter((user) => group.memberIds.has(user.id))
+      .map((user) => user.username).sort();
+    if (already.length === found.length) {
+      throw new Failure(422, {
+        errors: [
+          already.length === 1
+            ? `'${already[0]}' is already a member of this group.`
+            : `The following users are already members of this group: ${
+              already.join(", ")
+            }`,
+        ],
+      });
+    }
+    const now = new Date().toISOString();
+    const since = addedAt.get(group) ?? new Map<number, string>();
+    addedAt.set(group, since);
+    for (const user of found) {
+      if (!group.memberIds.has(user.id)) since.set(user.id, now);
+      group.memberIds.add(user.id);
+    }
+    return jsonResponse(200, {
+      success: "OK",
+      usernames: found.map((user) => user.username),
+      emails: [],
+    });
+  };
+
+  const removeMembers = (
+    id: string,
+    viewer: DiscourseScenarioUser,
+    params: Params,
+  ): Response => {
+    const group = groupById(id);
+    ensureCanEditGroup(group, viewer);
+    // The singular names still work, for backwards compatibility.
+    const normalized: Params = { ...params };
+    if (typeof params.username === "string" && params.username.trim() !== "") {
+      normalized.usernames = params.username;
+    }
+    if (
+      typeof params.user_email === "string" && params.user_email.trim() !== ""
+    ) {
+      normalized.user_emails = params.user_email;
+    }
+    const found = usersFromParams(normalized);
+    if (found.length === 0) {
+      throw new Failure(
+        400,
+        invalidParamBody(
+          "user_ids or usernames or user_emails must be present",
+        ),
+      );
+    }
+    const removed: string[] = [];
+    const skipped: string[] = [];
+    for (const user of found) {
+      if (group.memberIds.delete(user.id)) {
+        // Owners can be removed like anyone: protecting them is the caller's job.
+        group.ownerIds.delete(user.id);
+        addedAt.get(group)?.delete(user.id);
+        removed.push(user.username);
+      } else {
+        skipped.push(user.username);
+      }
+    }
+    return jsonResponse(200, {
+      success: "OK",
+      usernames: removed,
+      skipped_usernames: skipped,
+    });
+  };
+
+  const createGroup = (
+    viewer: DiscourseScenarioUser,
+    params: Params,
+  ): Response => {
+    if (viewer.admin !== true) throw new Failure(403, notPermittedBody);
+    const fields = params.group;
+    if (
+      fields === null || typeof fields !== "object" || Array.isArray(fields)
+    ) {
+      throw new Failure(400, missingParamBody("group"));
+    }
+    const attributes = fields as Params;
+    const name = (scalarParam(attributes, "name") ?? "").normalize("NFC")
+      .trim();
+    const errors: string[] = [];
+    if (name === "") errors.push("Name can't be blank");
+    else {
+      const formatError = usernameFormatError(name, site);
+      if (formatError) errors.push(`Name ${formatError}`);
+      else if (usernameTaken(name)) errors.push("Name has already been taken");
+    }
+    const rawLevel = scalarParam(attributes, "visibility_level");
+    const level = rawLevel === undefined || rawLevel === ""
+      ? 0
+      : /^\d+$/.test(rawLevel)
+      ? Number(rawLevel)
+      : Number.NaN;
+    if (!(level >= 0 && level <= 4)) {
+      errors.push("Visibility level is not included in the list");
+    }
+    if (errors.length > 0) throw new Failure(422, { errors });
+    // Admin::GroupsController matches these lists case-sensitively.
+    const exact = (list: string | undefined): number[] =>
+      (list ?? "").split(",").flatMap((wanted) =>
+        [...users.values()].filter((user) => user.username === wanted)
+          .map((user) => user.id)
+      );
+    const owners = exact(scalarParam(attributes, "owner_usernames"));
+    const members = exact(scalarParam(attributes, "usernames"));
+    const group: FakeGroup = {
+      id: nextGroupId(),
+      name,
+      full_name: scalarParam(attributes, "full_name"),
+      visibility_level: level,
+      bio_raw: scalarParam(attributes, "bio_raw"),
+      automatic: false,
+      memberIds: new Set([...owners, ...members]),
+      ownerIds: new Set(owners),
+      createdAt: new Date().toISOString(),
+    };
+    groups.set(group.id, group);
+    addedAt.set(
+      group,
+      new Map([...group.memberIds].map((id) => [id, group.createdAt])),
+    );
+    return jsonResponse(200, { basic_group: basicGroup(group, viewer) });
+  };
+
+  // -------------------------------------------------------------------------
+  // Suspensions (admin/users_controller.rb, services/user/suspend.rb)
+
+  /** Admin::UsersController#fetch_user: runs before anything else. */
+  const adminTarget = (id: string): DiscourseScenarioUser => {
+    const user = /^\d+$/.test(id) ? users.get(Number(id)) : undefined;
+    if (!user) throw new Failure(404, notFoundBody);
+    return user;
+  };
+
+  /** ActiveModel's datetime cast: an unparseable value becomes nil. */
+  const castDateTime = (raw: string | undefined): string | undefined => {
+    if (raw === undefined) return undefined;
+    const match =
+      /^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?\s*$/
+        .exec(raw);
+    if (!match) return undefined;
+    const [, year, month, day, hour, minute, second, zone] = match;
+    const iso = `${year}-${month}-${day}T${hour ?? "00"}:${minute ?? "00"}:${
+      second ?? "00"
+    }${zone ?? "Z"}`;
+    const time = Date.parse(iso);
+    const date = new Date(time);
+    // 2030-02-31 would roll over in JS; Ruby refuses it.
+    if (
+      Number.isNaN(time) ||
+      (zone === undefined &&
+        date.getUTCDate() !== Number(day))
+    ) {
+      return undefined;
+    }
+    return date.toISOString();
+  };
+
+  const suspend = (
+    id: string,
+    viewer: DiscourseScenarioUser,
+    params: Params,
+  ): Response => {
+    const user = adminTarget(id);
+    const reason = scalarParam(params, "reason");
+    const until = castDateTime(scalarParam(params, "suspend_until"));
+    const message = scalarParam(params, "message");
+    const errors: string[] = [];
+    if (reason === undefined || isBlank(reason)) {
+      errors.push("Reason can't be blank");
+    } else if (charLength(reason) > 300) {
+      errors.push("Reason is too long (maximum is 300 characters)");
+    }
+    if (until === undefined) errors.push("Suspend until can't be blank");
+    if (errors.length > 0) {
+      throw new Failure(400, { failed: "FAILED", errors });
+    }
+    if (isSuspended(user)) {
+      throw new Failure(409, {
+        failed: "FAILED",
+        message: `${viewer.username} already suspended this user ${
+          user.suspended_at ?? createdAt(user)
+        }`,
+      });
+    }
+    // Guardian#can_suspend?: staff accounts are never suspended.
+    if (isStaff(user)) throw new Failure(403, notPermittedBody);
+    user.suspended_till = until;
+    user.suspended_at = new Date().toISOString();
+    user.suspend_reason = reason;
+    const fullReason = isBlank(message) ? reason! : `${reason}\n\n${message}`;
+    if (!isBlank(message)) {
+      suspensionEmails.push({ username: user.username, message: message! });
+    }
+    return jsonResponse(200, {
+      suspension: {
+        suspend_reason: reason,
+        full_suspend_reason: fullReason,
+        suspended_till: user.suspended_till,
+        suspended_at: user.suspended_at,
+        suspended_by: {
+          id: viewer.id,
+          username: viewer.username,
+          name: viewer.name ?? null,
+          avatar_template: avatarTemplate(viewer),
+        },
+      },
+    });
+  };
+
+  const unsuspend = (id: string): Response => {
+    const user = adminTarget(id);
+    if (isStaff(user)) throw new Failure(403, notPermittedBody);
+    delete user.suspended_till;
+    delete user.suspended_at;
+    delete user.suspend_reason;
+    return jsonResponse(200, {
+      suspension: { suspended_till: null, suspended_at: null },
+    });
   };
 
   const cards = (
@@ -1076,22 +1859,7 @@ export const startFakeDiscourse = async (
       .filter((user) => wanted.has(user.id))
       .filter((user) => user.active !== false || isStaff(viewer))
       .sort((a, b) => a.id - b.id)
-      .map((user) => {
-        const card: Record<string, unknown> = {
-          id: user.id,
-          username: user.username,
-          avatar_template: avatarTemplate(user),
-        };
-        if (namesEnabled && !isBlank(user.name)) card.name = user.name;
-        if (!isBlank(user.location)) card.location = user.location;
-        if (!isBlank(user.website)) card.website = user.website;
-        if (!isBlank(user.bio_raw)) {
-          card.bio_excerpt = excerpt(cookMarkdown(user.bio_raw!));
-        }
-        card.moderator = user.moderator === true;
-        card.admin = user.admin === true;
-        return card;
-      });
+      .map((user) => serializeCard(user, viewer));
     return jsonResponse(200, { users: found });
   };
 
@@ -1419,6 +2187,20 @@ export const startFakeDiscourse = async (
           return createUser(viewer, await readParams(call));
         case "syncSso":
           return await syncSso(await readParams(call));
+        case "groupShow":
+          return showGroup(route.name, viewer);
+        case "groupMembers":
+          return groupMembers(route.name, viewer, call.query);
+        case "groupAdd":
+          return addMembers(route.id, viewer, await readParams(call));
+        case "groupRemove":
+          return removeMembers(route.id, viewer, await readParams(call));
+        case "groupCreate":
+          return createGroup(viewer, await readParams(call));
+        case "suspend":
+          return suspend(route.id, viewer, await readParams(call));
+        case "unsuspend":
+          return unsuspend(route.id);
       }
     } catch (failure) {
       if (failure instanceof Failure) return failWith(failure);
@@ -1430,6 +2212,7 @@ export const startFakeDiscourse = async (
     port: scenario.port,
     recordBodies: scenario.recordBodies,
     recordRequests: scenario.recordRequests,
+    latencyMs: scenario.latencyMs,
     handle,
   });
 
@@ -1453,7 +2236,15 @@ export const startFakeDiscourse = async (
       const user = users.byUsername(username);
       return user ? profileViews.get(user.id) ?? 0 : 0;
     },
+    groups,
+    groupByName,
+    groupMembers: (name) => {
+      const group = groupByName(name);
+      return group ? membersOf(group).map((user) => user.username).sort() : [];
+    },
+    suspensionEmails,
     requestCount: server.requestCount,
+    setLatency: server.setLatency,
     close: server.close,
   };
 };

@@ -58,6 +58,13 @@ export interface RecordingOptions {
   recordBodies?: boolean;
   /** Keep `requests` at all (default true); counters run regardless. */
   recordRequests?: boolean;
+  /**
+   * Milliseconds every request waits before the double handles it, as a
+   * real server's processing and network time (default 0). Throughput
+   * depends on it: with a fixed number of requests in flight a client
+   * reaches at most `inFlight / latency` requests per millisecond.
+   */
+  latencyMs?: number;
 }
 
 export interface HttpDoubleOptions extends RecordingOptions {
@@ -71,8 +78,19 @@ export interface HttpDouble {
   readonly origin: string;
   readonly requests: RecordedRequest[];
   requestCount(): number;
+  /** Changes the answer latency for the requests that arrive from now on. */
+  setLatency(ms: number): void;
   close(): Promise<void>;
 }
+
+const checkedLatency = (ms: number): number => {
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new RangeError(
+      `latencyMs must be a finite number >= 0, got ${String(ms)}`,
+    );
+  }
+  return ms;
+};
 
 const toHeaders = (raw: http.IncomingHttpHeaders): Headers => {
   const headers = new Headers();
@@ -119,6 +137,7 @@ export const startHttpDouble = async (
   const requests: RecordedRequest[] = [];
   const recordBodies = options.recordBodies ?? true;
   const recordRequests = options.recordRequests ?? true;
+  let latencyMs = checkedLatency(options.latencyMs ?? 0);
   let count = 0;
   // Deno's fetch (hyper) silently resends a request once when a reused
   // keep-alive connection closes without an answer. A drop must reach the
@@ -167,6 +186,7 @@ export const startHttpDouble = async (
         socket.destroy();
         return;
       }
+      if (latencyMs > 0) await sleep(latencyMs, closed.signal);
       const answer = await options.handle({
         method,
         url,
@@ -210,6 +230,9 @@ export const startHttpDouble = async (
     origin: `http://127.0.0.1:${port}`,
     requests,
     requestCount: () => count,
+    setLatency: (ms) => {
+      latencyMs = checkedLatency(ms);
+    },
     close: () => {
       // Idempotent: a second close (two signals, a test's finally) is a no-op.
       closed.abort();
