@@ -20,6 +20,67 @@ import {
 
 export type { Fault, RecordedRequest } from "./http.ts";
 
+/** A cohort (cohort table and its members). */
+export interface MoodleScenarioCohort {
+  id: number;
+  name: string;
+  /** Default "": Moodle returns an unset idnumber as "", not omitted. */
+  idnumber?: string;
+  description?: string;
+  /** 0 Moodle, 1 HTML (default), 2 plain, 4 Markdown. */
+  descriptionformat?: number;
+  visible?: boolean;
+  /** Moodle user ids; deleted users are never members. */
+  members: number[];
+}
+
+/** One user's enrolment in a course. */
+export interface MoodleScenarioEnrolment {
+  userid: number;
+  /** Role shortnames in the course; default ["student"]. */
+  roles?: string[];
+  /** Default "active"; `onlyactive` leaves suspended enrolments out. */
+  status?: "active" | "suspended";
+}
+
+export interface MoodleScenarioCourse {
+  /** > 1: id 1 is the site (front page) course. */
+  id: number;
+  shortname: string;
+  fullname?: string;
+  idnumber?: string;
+  categoryid?: number;
+  /** Default true. A hidden course the token cannot enter is not listed. */
+  visible?: boolean;
+  /**
+   * Default true. false: the token's user cannot enter the course context
+   * (not enrolled, no capability): get_courses_by_field shows only its
+   * public information, get_enrolled_users fails.
+   */
+  accessible?: boolean;
+  enrolments: MoodleScenarioEnrolment[];
+}
+
+/**
+ * Capabilities the functions check, each with the name Moodle's
+ * nopermissions message shows.
+ */
+export const moodleCapabilities = {
+  "moodle/cohort:view": "View site-wide cohorts",
+  "moodle/course:viewparticipants": "View participants",
+  "moodle/site:viewparticipants": "View participants",
+  "moodle/course:enrolreview": "Review course enrolments",
+} as const;
+export type MoodleCapability = keyof typeof moodleCapabilities;
+
+/** The functions a group sync needs in the token's service. */
+export const groupSyncFunctions: ReadonlyArray<string> = [
+  "core_cohort_get_cohorts",
+  "core_cohort_get_cohort_members",
+  "core_course_get_courses_by_field",
+  "core_enrol_get_enrolled_users",
+];
+
 export interface MoodleScenario extends RecordingOptions {
   /** The only accepted `wstoken`. */
   token: string;
@@ -42,6 +103,14 @@ export interface MoodleScenario extends RecordingOptions {
   /** Fixed port; default an ephemeral one. */
   port?: number;
   siteName?: string;
+  cohorts?: MoodleScenarioCohort[];
+  courses?: MoodleScenarioCourse[];
+  /**
+   * Capabilities the token's user lacks (default none): the function that
+   * checks one answers a `nopermissions` exception, as a token whose role
+   * lost it does. A function missing from the service is `allowedFunctions`.
+   */
+  withoutCapabilities?: MoodleCapability[];
 }
 
 export interface FakeMoodle {
@@ -58,6 +127,8 @@ export interface FakeMoodle {
   requestCount(): number;
   /** Calls of one wsfunction that got past token and service checks. */
   functionCallCount(wsfunction: string): number;
+  /** Changes the answer latency for requests from now on. */
+  setLatency(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -76,7 +147,22 @@ const knownFunctions = new Set([
   "core_user_create_users",
   "core_user_delete_users",
   "core_course_get_courses",
+  "core_course_get_courses_by_field",
+  "core_cohort_get_cohorts",
+  "core_cohort_get_cohort_members",
 ]);
+
+/** Moodle's standard roles: id, shortname; their stored name is "". */
+const standardRoles: ReadonlyArray<[number, string]> = [
+  [1, "manager"],
+  [2, "coursecreator"],
+  [3, "editingteacher"],
+  [4, "teacher"],
+  [5, "student"],
+  [6, "guest"],
+  [7, "user"],
+  [8, "frontpage"],
+];
 
 const restPath = "/webservice/rest/server.php";
 
@@ -96,6 +182,23 @@ const invalidParameter = (debuginfo: string) =>
     "invalidparameter",
     "Invalid parameter value detected",
     debuginfo,
+  );
+
+/** required_capability_exception, as require_capability throws it. */
+const noPermission = (capability: MoodleCapability) =>
+  new MoodleFailure(
+    "required_capability_exception",
+    "nopermissions",
+    `Sorry, but you do not currently have permissions to do that (${
+      moodleCapabilities[capability]
+    }).`,
+  );
+
+const missingRecord = (table: string) =>
+  new MoodleFailure(
+    "dml_missing_record_exception",
+    "invalidrecord",
+    `Can't find data record in database table ${table}.`,
   );
 
 const escapeXml = (text: string): string =>
@@ -450,6 +553,156 @@ export const startFakeMoodle = async (
     };
   };
 
+  const cohorts = (scenario.cohorts ?? []).map((cohort) => ({
+    ...cohort,
+    members: [...cohort.members],
+  }));
+  const courses = (scenario.courses ?? []).map((course) => {
+    if (course.id <= 1) {
+      throw new Error(
+        `scenario course "${course.shortname}": id must be > 1 (1 is the site)`,
+      );
+    }
+    return { ...course, enrolments: [...course.enrolments] };
+  });
+  const lacking = new Set<string>(scenario.withoutCapabilities ?? []);
+  const requireCapability = (capability: MoodleCapability): void => {
+    if (lacking.has(capability)) throw noPermission(capability);
+  };
+  const roleIds = new Map(standardRoles.map(([id, name]) => [name, id]));
+  const roleOf = (shortname: string) => {
+    let roleid = roleIds.get(shortname);
+    const standard = roleid !== undefined;
+    if (roleid === undefined) {
+      roleid = Math.max(...roleIds.values()) + 1;
+      roleIds.set(shortname, roleid);
+    }
+    // Standard roles keep an empty stored name; only custom ones have one.
+    return {
+      roleid,
+      name: standard ? "" : shortname,
+      shortname,
+      sortorder: roleid,
+    };
+  };
+  const liveRecord = (id: number) =>
+    records.find((record) => numericId(record) === id && !isDeleted(record));
+
+  const intList = (value: FormValue | undefined, name: string): number[] =>
+    expectList(value, name).map((item) =>
+      Number(expectScalar(item, name, "int"))
+    );
+
+  const getCohorts = (params: FormMap) => {
+    expectKeys(params, ["cohortids"], []);
+    const ids = params.has("cohortids")
+      ? intList(params.get("cohortids"), "cohortids")
+      : [];
+    // An empty list means every cohort; unknown ids are simply absent.
+    const chosen = ids.length === 0
+      ? cohorts
+      : cohorts.filter((cohort) => ids.includes(cohort.id));
+    return [...chosen].sort((a, b) => a.id - b.id).map((cohort) => {
+      requireCapability("moodle/cohort:view");
+      return {
+        id: cohort.id,
+        name: cohort.name,
+        idnumber: cohort.idnumber ?? "",
+        description: cohort.description ?? "",
+        descriptionformat: cohort.descriptionformat ?? 1,
+        visible: cohort.visible ?? true,
+      };
+    });
+  };
+
+  const lastFirst = (id: number): string => {
+    const record = liveRecord(id);
+    return `${asString(record?.lastname) ?? ""}\u0000${
+      asString(record?.firstname) ?? ""
+    }`;
+  };
+
+  const getCohortMembers = (params: FormMap) => {
+    expectKeys(params, ["cohortids"], ["cohortids"]);
+    return intList(params.get("cohortids"), "cohortids").map((id) => {
+      const cohort = cohorts.find((candidate) => candidate.id === id);
+      if (!cohort) throw missingRecord("cohort");
+      requireCapability("moodle/cohort:view");
+      // ORDER BY lastname ASC, firstname ASC, as the real query.
+      const userids = cohort.members.filter((member) => liveRecord(member))
+        .sort((a, b) => lastFirst(a).localeCompare(lastFirst(b)));
+      return { cohortid: cohort.id, userids };
+    });
+  };
+
+  const getCoursesByField = (params: FormMap) => {
+    expectKeys(params, ["field", "value"], []);
+    const field = params.has("field")
+      ? expectScalar(params.get("field"), "field", "alpha")
+      : "";
+    const value = params.has("value")
+      ? expectScalar(params.get("value"), "value", "raw")
+      : "";
+    const matches = (course: MoodleScenarioCourse): boolean => {
+      switch (field) {
+        case "":
+          return true;
+        case "id":
+          return course.id === (Number.parseInt(value, 10) || 0);
+        case "ids":
+          return value.split(",").map((id) => Number.parseInt(id, 10))
+            .includes(course.id);
+        case "shortname":
+          // PARAM_TEXT strips tags; the match itself is exact.
+          return course.shortname === value.replace(/<[^>]*>/g, "");
+        case "idnumber":
+          return (course.idnumber ?? "") === value;
+        case "category":
+          return (course.categoryid ?? 1) === (Number.parseInt(value, 10) || 0);
+        default:
+          throw invalidParameter("Invalid field name");
+      }
+    };
+    const listed = courses.filter(matches).sort((a, b) => a.id - b.id)
+      .flatMap((course) => {
+        const publicInfo = {
+          id: course.id,
+          fullname: course.fullname ?? course.shortname,
+          displayname: course.fullname ?? course.shortname,
+          shortname: course.shortname,
+          categoryid: course.categoryid ?? 1,
+          categoryname: "Category 1",
+          sortorder: 10000 + course.id,
+          summary: "",
+          summaryformat: 1,
+          summaryfiles: [],
+          overviewfiles: [],
+          contacts: [],
+          enrollmentmethods: ["manual"],
+        };
+        if (course.accessible === false) {
+          // Outside the course context only a visible course's public
+          // information shows; a hidden one is left out without a word.
+          return course.visible === false ? [] : [publicInfo];
+        }
+        return [{
+          ...publicInfo,
+          idnumber: course.idnumber ?? "",
+          format: "topics",
+          showgrades: 1,
+          newsitems: 5,
+          startdate: 1_725_000_000,
+          enddate: 0,
+          visible: course.visible === false ? 0 : 1,
+          groupmode: 0,
+          groupmodeforce: 0,
+          defaultgroupingid: 0,
+          lang: "",
+        }];
+      });
+    return { courses: listed, warnings: [] };
+  };
+
   const getEnrolledUsers = (params: FormMap) => {
     expectKeys(params, ["courseid", "options"], ["courseid"]);
     const courseid = Number(
@@ -467,24 +720,77 @@ export const startFakeMoodle = async (
         };
       })
       : [];
-    if (courseid !== 1) {
+    const course = courses.find((candidate) => candidate.id === courseid);
+    if (courseid !== 1 && !course) throw missingRecord("course");
+    const option = (name: string) =>
+      options.find((o) => o.name.toLowerCase() === name)?.value;
+    if (option("withcapability") !== undefined) {
       throw new MoodleFailure(
-        "dml_missing_record_exception",
-        "invalidrecord",
-        "Can't find data record in database table course.",
+        "moodle_exception",
+        "notimplemented",
+        "The fake Moodle does not implement the withcapability option",
       );
     }
-    const option = (name: string) =>
-      Number.parseInt(
-        options.find((o) => o.name.toLowerCase() === name)?.value ?? "",
-        10,
+    if (course?.accessible === false) {
+      throw new MoodleFailure(
+        "moodle_exception",
+        "errorcoursecontextnotvalid",
+        `You cannot execute functions in the course context (course id:${courseid}). The error message was: Course or activity not accessible. (Not enrolled)`,
       );
-    const from = Math.max(0, option("limitfrom") || 0);
-    const limit = option("limitnumber") || 0;
-    const all = records.filter((record) => !isDeleted(record)).sort(byId);
-    return (limit > 0 ? all.slice(from, from + limit) : all.slice(from)).map((
-      record,
-    ) => present(record, ["suspended"]));
+    }
+    requireCapability(
+      course
+        ? "moodle/course:viewparticipants"
+        : "moodle/site:viewparticipants",
+    );
+    // PHP's empty(): "" and "0" are off, anything else ("false" too) is on.
+    const onlyActive = !["", "0", undefined].includes(option("onlyactive"));
+    if (onlyActive) requireCapability("moodle/course:enrolreview");
+    const from = Math.max(
+      0,
+      Number.parseInt(option("limitfrom") ?? "", 10) || 0,
+    );
+    const limit = Number.parseInt(option("limitnumber") ?? "", 10) || 0;
+    const wantedFields = option("userfields")?.split(",").map((field) =>
+      field.trim()
+    );
+    const page = <T>(all: T[]): T[] =>
+      limit > 0 ? all.slice(from, from + limit) : all.slice(from);
+    if (!course) {
+      // The site course: every non-deleted user, without `suspended`.
+      const all = records.filter((record) => !isDeleted(record)).sort(byId);
+      return page(all).map((record) => present(record, ["suspended"]));
+    }
+    const enrolledIn = (userid: number) =>
+      courses.filter((candidate) =>
+        candidate.enrolments.some((enrolment) => enrolment.userid === userid)
+      ).map((candidate) => ({
+        id: candidate.id,
+        fullname: candidate.fullname ?? candidate.shortname,
+        shortname: candidate.shortname,
+      }));
+    const enrolled = course.enrolments
+      .filter((enrolment) => !onlyActive || enrolment.status !== "suspended")
+      .flatMap((enrolment) => {
+        const record = liveRecord(enrolment.userid);
+        // The guest account is never listed as enrolled.
+        return record && enrolment.userid !== 1 ? [{ enrolment, record }] : [];
+      })
+      .sort((a, b) => byId(a.record, b.record));
+    return page(enrolled).map(({ enrolment, record }) => {
+      const details: Record<string, unknown> = {
+        ...present(record, ["suspended"]),
+        roles: (enrolment.roles ?? ["student"]).map(roleOf),
+        groups: [],
+        enrolledcourses: enrolledIn(enrolment.userid),
+      };
+      if (!wantedFields) return details;
+      return Object.fromEntries(
+        Object.entries(details).filter(([key]) =>
+          key === "id" || wantedFields.includes(key)
+        ),
+      );
+    });
   };
 
   const readParams = async (
@@ -605,6 +911,12 @@ export const startFakeMoodle = async (
           return answer(format, getSiteInfo(params, origin));
         case "core_enrol_get_enrolled_users":
           return answer(format, getEnrolledUsers(params));
+        case "core_cohort_get_cohorts":
+          return answer(format, getCohorts(params));
+        case "core_cohort_get_cohort_members":
+          return answer(format, getCohortMembers(params));
+        case "core_course_get_courses_by_field":
+          return answer(format, getCoursesByField(params));
         default:
           throw new MoodleFailure(
             "moodle_exception",
@@ -624,6 +936,7 @@ export const startFakeMoodle = async (
     port: scenario.port,
     recordBodies: scenario.recordBodies,
     recordRequests: scenario.recordRequests,
+    latencyMs: scenario.latencyMs,
     handle,
   });
   origin = server.origin;
@@ -636,6 +949,7 @@ export const startFakeMoodle = async (
     inject: (fault) => faults.inject(fault),
     requestCount: server.requestCount,
     functionCallCount: (wsfunction) => functionCalls.get(wsfunction) ?? 0,
+    setLatency: server.setLatency,
     close: server.close,
   };
 };
