@@ -343,7 +343,10 @@ export const cookMarkdown = (markdown: string): string => {
         const level = heading[1].length;
         return `<h${level}>${cookInline(heading[2])}</h${level}>`;
       }
-      return `<p>${lines.map(cookInline).join("<br>\n")}</p>`;
+      // Line breaks are hard breaks; the spaces before one are dropped.
+      return `<p>${
+        lines.map((line) => cookInline(line.trimEnd())).join("<br>\n")
+      }</p>`;
     }).join("\n");
 };
 

@@ -1,6 +1,10 @@
 // Builders for double scenarios, and the demo scenario `deno task fakes`
 // serves: about 25 users covering every case the sync must handle.
-import type { MoodleScenario } from "./fakeMoodle.ts";
+import {
+  defaultAllowedFunctions,
+  groupSyncFunctions,
+  type MoodleScenario,
+} from "./fakeMoodle.ts";
 import type {
   DiscourseScenario,
   DiscourseScenarioUser,
@@ -165,6 +169,23 @@ export const demoCases = {
   bioTooLong: "federico.moretti",
   /** Forum-only accounts, never touched. */
   discourseOnly: ["forum.moderator", "rgalli.forum"],
+  /** Material for group sync: a cohort and a course, each with its group. */
+  groups: {
+    cohort: {
+      idnumber: "students-2026",
+      name: "Estudiantes 2026",
+      group: "students_2026",
+    },
+    course: { shortname: "HIST101", group: "hist101" },
+    /** In students_2026 but not in the cohort: a removal. */
+    staleMember: "rgalli.forum",
+    /** Owner of students_2026, not in the cohort: owners are never removed. */
+    owner: "forum.moderator",
+    /** Enrolled in HIST101 with a suspended enrolment: not a member. */
+    suspendedEnrolment: "paolo.conti",
+    /** The course's teacher (editingteacher); the rest are students. */
+    teacher: "josé.núñez",
+  },
 } as const;
 
 const htmlBio = "<p>Me interesan <strong>la robótica</strong> y la " +
@@ -464,11 +485,54 @@ export const demoScenario = (): {
   ];
 
   return {
-    moodle: { token: demoCredentials.moodleToken, users: moodleUsers },
+    moodle: {
+      token: demoCredentials.moodleToken,
+      users: moodleUsers,
+      allowedFunctions: [...defaultAllowedFunctions, ...groupSyncFunctions],
+      cohorts: [{
+        id: 1,
+        name: demoCases.groups.cohort.name,
+        idnumber: demoCases.groups.cohort.idnumber,
+        // Ana García, Lucía (not in the forum), Emma, Carlos, Sofia, Laura.
+        members: [4, 8, 10, 11, 12, 14],
+      }],
+      courses: [{
+        id: 2,
+        shortname: demoCases.groups.course.shortname,
+        fullname: "Historia 101",
+        enrolments: [
+          { userid: 3, roles: ["editingteacher"] },
+          { userid: 10, roles: ["student"] },
+          { userid: 11, roles: ["student"] },
+          { userid: 15, roles: ["student"], status: "suspended" },
+          { userid: 16, roles: ["student"] },
+          { userid: 6, roles: ["student"] },
+        ],
+      }],
+    },
     discourse: {
       apiKey: demoCredentials.discourseApiKey,
       apiUser: demoCredentials.discourseApiUser,
       users: discourseUsers,
+      groups: [
+        {
+          name: demoCases.groups.cohort.group,
+          full_name: demoCases.groups.cohort.name,
+          visibility_level: 2,
+          members: [
+            "emma.wilson",
+            "carlos.mendez",
+            demoCases.groups.staleMember,
+          ],
+          owners: [demoCases.groups.owner],
+        },
+        {
+          name: demoCases.groups.course.group,
+          full_name: "Historia 101",
+          visibility_level: 2,
+          members: ["emma.wilson"],
+        },
+      ],
     },
   };
 };

@@ -79,12 +79,25 @@ const discourse = await startFakeDiscourse({
   rateLimit: { adminPerMinute, ipPerMinute, ipPer10Seconds, windowMs },
 });
 
+const cohorts = (scenario.moodle.cohorts ?? []).map((cohort) =>
+  `cohort ${cohort.idnumber} (${cohort.members.length} members)`
+);
+const courses = (scenario.moodle.courses ?? []).map((course) =>
+  `course ${course.shortname} (${course.enrolments.length} enrolments)`
+);
+const groups = (scenario.discourse.groups ?? []).map((group) =>
+  `${group.name} (${discourse.groupMembers(group.name).length} members)`
+);
+
 console.log(`Fake Moodle:    ${moodle.endpoint}
   token: ${demoCredentials.moodleToken}
-  ${scenario.moodle.users.length} users (guest included)
+  ${scenario.moodle.users.length} users (guest included); ${
+  [...cohorts, ...courses].join(", ")
+}
 Fake Discourse: ${discourse.url}
   api key: ${demoCredentials.discourseApiKey}  api user: ${demoCredentials.discourseApiUser}
-  ${discourse.users.size} users; admin limit ${adminPerMinute} per ${
+  ${discourse.users.size} users; groups ${groups.join(", ")}
+  admin limit ${adminPerMinute} per ${
   windowMs ?? 60_000
 } ms, per IP ${ipPer10Seconds}/10 s and ${ipPerMinute}/min
 
