@@ -995,38 +995,18 @@ export const startFakeDiscourse = async (
     return user;
   };
 
+  /** UserSerializer extends UserCardSerializer: the card, and the editables. */
   const serializeUser = (
     user: DiscourseScenarioUser,
     viewer: DiscourseScenarioUser,
   ): Record<string, unknown> => {
     const editable = canEdit(viewer, user);
-    const out: Record<string, unknown> = {
-      id: user.id,
-      username: user.username,
-      avatar_template: avatarTemplate(user),
-    };
-    if (namesEnabled && !isBlank(user.name)) out.name = user.name;
-    if (!isBlank(user.location)) out.location = user.location;
-    if (!isBlank(user.website)) {
-      out.website = user.website;
-      try {
-        out.website_name = new URL(user.website!).hostname;
-      } catch {
-        out.website_name = user.website;
-      }
-    }
+    const out = serializeCard(user, viewer);
     if (!isBlank(user.bio_raw)) {
-      const cooked = cookMarkdown(user.bio_raw!);
       if (editable) out.bio_raw = user.bio_raw;
-      out.bio_cooked = cooked;
-      out.bio_excerpt = bioExcerpt(cooked, keepsLinks(user));
+      out.bio_cooked = cookMarkdown(user.bio_raw!);
     }
     Object.assign(out, {
-      title: null,
-      created_at: createdAt(user),
-      trust_level: user.trust_level ?? 1,
-      moderator: user.moderator === true,
-      admin: user.admin === true,
       user_fields: {},
       can_edit: editable,
       can_edit_username: editable,
@@ -1036,7 +1016,6 @@ export const startFakeDiscourse = async (
       can_change_location: editable && site.ssoOverridesLocation !== true,
       can_change_website: editable && site.ssoOverridesWebsite !== true,
     });
-    Object.assign(out, suspensionOf(user, viewer));
     return out;
   };
 

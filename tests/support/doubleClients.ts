@@ -1,29 +1,30 @@
-// Clients for the test doubles, for the tests that pin the doubles'
-// behaviour: each starts a double, calls it as a real client would, and
-// answers what came back without judging it.
+// Clients for the tests that pin the doubles' behaviour: they start a
+// double and call it as a real client would; the tests judge the answers.
 import assert from "node:assert/strict";
+import { type FakeMoodle, startFakeMoodle } from "../doubles/fakeMoodle.ts";
 import {
-  type FakeMoodle,
-  type MoodleScenario,
-  startFakeMoodle,
-} from "../doubles/fakeMoodle.ts";
-import {
-  type DiscourseScenario,
   type FakeDiscourse,
   startFakeDiscourse,
 } from "../doubles/fakeDiscourse.ts";
 
-export const withMoodle = async (
-  scenario: MoodleScenario,
-  body: (moodle: FakeMoodle) => Promise<void>,
+/** Runs `body` against a double started for it, closed whatever happens. */
+const withDouble = <Scenario, Double extends { close(): Promise<void> }>(
+  start: (scenario: Scenario) => Promise<Double>,
+) =>
+async (
+  scenario: Scenario,
+  body: (double: Double) => Promise<void>,
 ): Promise<void> => {
-  const moodle = await startFakeMoodle(scenario);
+  const double = await start(scenario);
   try {
-    await body(moodle);
+    await body(double);
   } finally {
-    await moodle.close();
+    await double.close();
   }
 };
+
+export const withMoodle = withDouble(startFakeMoodle);
+export const withDiscourse = withDouble(startFakeDiscourse);
 
 export const callMoodle = async (
   moodle: FakeMoodle,
@@ -59,18 +60,6 @@ export const moodleJson = async (
   const { status, text } = await callMoodle(moodle, params, options);
   assert.equal(status, 200);
   return JSON.parse(text);
-};
-
-export const withDiscourse = async (
-  scenario: DiscourseScenario,
-  body: (discourse: FakeDiscourse) => Promise<void>,
-): Promise<void> => {
-  const discourse = await startFakeDiscourse(scenario);
-  try {
-    await body(discourse);
-  } finally {
-    await discourse.close();
-  }
 };
 
 export interface ApiOptions {
