@@ -1541,40 +1541,39 @@ export const startFakeDiscourse = async (
       if (typeof value !== "string") throw new Failure(500, {});
       return value.split(",");
     };
-    const human = [...users.values()].sort((a, b) => a.id - b.id);
-    const pick = (
+    // One row per user, in id order, as the SQL `WHERE ... IN` returns them.
+    const found = (
       name: string,
-      matches: (user: DiscourseScenarioUser, wanted: Set<string>) => boolean,
-      wanted: string[],
-    ) => {
-      const set = new Set(wanted);
-      const found = human.filter((user) => matches(user, set));
-      if (found.length === 0) throw new Failure(400, invalidParamBody(name));
-      return found;
+      candidates: Array<DiscourseScenarioUser | undefined>,
+    ): DiscourseScenarioUser[] => {
+      const unique = new Map<number, DiscourseScenarioUser>();
+      for (const user of candidates) if (user) unique.set(user.id, user);
+      if (unique.size === 0) throw new Failure(400, invalidParamBody(name));
+      return [...unique.values()].sort((a, b) => a.id - b.id);
     };
+    const byId = (raw: string) =>
+      /^\s*\d+\s*$/.test(raw) ? users.get(Number(raw)) : undefined;
     if (present("usernames") !== undefined) {
-      return pick(
+      return found(
         "usernames",
-        (user, set) => set.has(user.username.toLowerCase()),
-        list("usernames").map((name) => name.toLowerCase()),
+        list("usernames").map((name) => users.byUsername(name)),
       );
     }
     if (present("user_id") !== undefined) {
-      const id = String(Number.parseInt(String(params.user_id), 10) || 0);
-      return pick("user_id", (user, set) => set.has(String(user.id)), [id]);
+      return found("user_id", [byId(String(params.user_id))]);
     }
     if (present("user_ids") !== undefined) {
-      return pick(
-        "user_ids",
-        (user, set) => set.has(String(user.id)),
-        list("user_ids").map((id) => id.trim()),
-      );
+      return found("user_ids", list("user_ids").map(byId));
     }
     if (present("user_emails") !== undefined) {
-      return pick(
-        "user_emails",
-        (user, set) => emailsOf(user).some((email) => set.has(email)),
+      const wanted = new Set(
         list("user_emails").map((email) => email.trim().toLowerCase()),
+      );
+      return found(
+        "user_emails",
+        [...users.values()].filter((user) =>
+          emailsOf(user).some((email) => wanted.has(email))
+        ),
       );
     }
     return [];
@@ -1836,9 +1835,10 @@ export const startFakeDiscourse = async (
     }
     const ids = raw.split(",").map((id) => Number.parseInt(id, 10) || 0);
     if (ids.length > 50) throw new Failure(400, invalidParamBody("user_ids"));
-    const wanted = new Set(ids);
-    const found = [...users.values()]
-      .filter((user) => wanted.has(user.id))
+    const found = [...new Set(ids)].flatMap((id) => {
+      const user = users.get(id);
+      return user ? [user] : [];
+    })
       .filter((user) => user.active !== false || isStaff(viewer))
       .sort((a, b) => a.id - b.id)
       .map((user) => serializeCard(user, viewer));
