@@ -888,11 +888,7 @@ export const startFakeMoodle = async (
         );
       }
       if (typeof wsfunction !== "string" || !knownFunctions.has(wsfunction)) {
-        throw new MoodleFailure(
-          "dml_missing_record_exception",
-          "invalidrecord",
-          "Can't find data record in database table external_functions.",
-        );
+        throw missingRecord("external_functions");
       }
       if (!allowed.has(wsfunction)) {
         throw new MoodleFailure(
