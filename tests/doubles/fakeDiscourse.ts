@@ -64,7 +64,10 @@ export interface DiscourseSite {
   maxUsernameLength?: number;
   /** Default: Discourse's reserved_usernames setting. */
   reservedUsernames?: string[];
-  /** Group names usernames must not clash with; default the automatic groups. */
+  /**
+   * More names usernames must not clash with (default the automatic
+   * groups' names); the live groups' names are always taken too.
+   */
   groupNames?: string[];
 }
 

@@ -1,15 +1,17 @@
 // `deno task fakes`: serves the fake Moodle and the fake Discourse on the
 // demo scenario until Ctrl-C, so the tool can be run against them by hand.
 //
-//   deno task fakes [--rate-limit N] [--window-ms MS]
+//   deno task fakes [--rate-limit N] [--window-ms MS] [--latency-ms MS]
 //   FAKE_MOODLE_PORT=8081 FAKE_DISCOURSE_PORT=8082 deno task fakes
 import { startFakeMoodle } from "./fakeMoodle.ts";
 import { startFakeDiscourse } from "./fakeDiscourse.ts";
 import { demoCredentials, demoScenario } from "./scenarios.ts";
 
-const usage = "usage: deno task fakes [--rate-limit N] [--window-ms MS]\n" +
+const usage =
+  "usage: deno task fakes [--rate-limit N] [--window-ms MS] [--latency-ms MS]\n" +
   "  --rate-limit N   admin API requests allowed per window (default 60)\n" +
   "  --window-ms MS   length of the rate-limit window (default 60000)\n" +
+  "  --latency-ms MS  extra time before every answer, both doubles (default 0)\n" +
   "  env FAKE_MOODLE_PORT / FAKE_DISCOURSE_PORT pick fixed ports";
 
 const positiveInt = (flag: string, raw: string | undefined): number => {
@@ -28,6 +30,7 @@ const positiveInt = (flag: string, raw: string | undefined): number => {
 const parseArgs = (args: ReadonlyArray<string>) => {
   let rateLimit: number | undefined;
   let windowMs: number | undefined;
+  let latencyMs: number | undefined;
   for (let index = 0; index < args.length; index++) {
     const [flag, inline] = args[index].split("=", 2);
     const value = () => inline ?? args[++index];
@@ -37,6 +40,9 @@ const parseArgs = (args: ReadonlyArray<string>) => {
         break;
       case "--window-ms":
         windowMs = positiveInt(flag, value());
+        break;
+      case "--latency-ms":
+        latencyMs = positiveInt(flag, value());
         break;
       case "--help":
       case "-h":
@@ -48,7 +54,7 @@ const parseArgs = (args: ReadonlyArray<string>) => {
         Deno.exit(2);
     }
   }
-  return { rateLimit, windowMs };
+  return { rateLimit, windowMs, latencyMs };
 };
 
 const portFromEnv = (name: string): number => {
@@ -62,7 +68,7 @@ const portFromEnv = (name: string): number => {
   return port;
 };
 
-const { rateLimit, windowMs } = parseArgs(Deno.args);
+const { rateLimit, windowMs, latencyMs } = parseArgs(Deno.args);
 const adminPerMinute = rateLimit ?? 60;
 // A raised admin limit would otherwise hit the per-IP limits first.
 const ipPerMinute = Math.max(200, adminPerMinute * 2);
@@ -72,10 +78,12 @@ const scenario = demoScenario();
 const moodle = await startFakeMoodle({
   ...scenario.moodle,
   port: portFromEnv("FAKE_MOODLE_PORT"),
+  latencyMs,
 });
 const discourse = await startFakeDiscourse({
   ...scenario.discourse,
   port: portFromEnv("FAKE_DISCOURSE_PORT"),
+  latencyMs,
   rateLimit: { adminPerMinute, ipPerMinute, ipPer10Seconds, windowMs },
 });
 
@@ -99,7 +107,9 @@ Fake Discourse: ${discourse.url}
   ${discourse.users.size} users; groups ${groups.join(", ")}
   admin limit ${adminPerMinute} per ${
   windowMs ?? 60_000
-} ms, per IP ${ipPer10Seconds}/10 s and ${ipPerMinute}/min
+} ms, per IP ${ipPer10Seconds}/10 s and ${ipPerMinute}/min${
+  latencyMs ? `\nBoth answer ${latencyMs} ms late.` : ""
+}
 
 To run the tool against them:
 export MOODLE_ENDPOINT=${moodle.endpoint}
