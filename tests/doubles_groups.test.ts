@@ -338,6 +338,17 @@ Deno.test("groups: PUT members adds by usernames (form or JSON), 422 when all ar
       (await add({ form: { usernames: "carla" } }, 999)).status,
       404,
     );
+    // user_ids and user_emails name users too; unknown ones are dropped.
+    const byIds = await add({ json: { user_ids: "12,999" } });
+    assert.deepEqual(byIds.json().usernames, ["newbie"]);
+    const byEmail = await add({
+      form: { user_emails: "BOSS@campus.example,nobody@x.example" },
+    });
+    assert.deepEqual(byEmail.json().usernames, ["boss"]);
+    // A JSON array where Discourse splits a string: the real server crashes.
+    const asArray = await add({ json: { usernames: ["mod.erator"] } });
+    assert.equal(asArray.status, 500);
+    assert.ok(!discourse.groupMembers("hist101").includes("mod.erator"));
     // The id is a number: a group name in its place is not found.
     const byName = await api(discourse, "/groups/hist101/members.json", {
       method: "PUT",
