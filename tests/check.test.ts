@@ -126,8 +126,16 @@ Deno.test("--check: a missing user is drift only with --create-missing, whose re
     const row = byMoodleId((await lastLog(world)).rows).get(8);
     assert.equal(row?.action, "ERROR");
     assert.match(row?.message ?? "", /reserves/);
+    // Without --create-missing, --apply would skip it: so does the dry-run,
+    // naming the refusal instead of promising a creation.
     const dry = await world.run(["--all"]);
-    assert.match(dry.stdout, /✗ admin ERROR\/ERROR: not created: "admin"/);
-    assert.doesNotMatch(dry.stdout, /admin CREATE/);
+    assert.equal(dry.code, 0, dry.stdout);
+    assert.match(
+      dry.stdout,
+      /admin CREATE\/DRY_RUN: .*--create-missing would refuse this one: not created: "admin"/,
+    );
+    assert.doesNotMatch(dry.stdout, /or now by --apply --create-missing/);
+    const plainCheck = await world.run(["--check", "--all"]);
+    assert.equal(plainCheck.code, 0, plainCheck.stdout);
   });
 });

@@ -35,7 +35,7 @@ Deno.test("deno task demo: the planted errors are explained and the demo exits 0
     assert.match(stdout, /ERROR\/ERROR: username collision/);
     assert.match(
       stderr,
-      /The 5 errors above \(a username collision, .*\) are part of the demo/,
+      /The 4 errors above \(a username collision, .*\) are part of the demo/,
     );
     assert.match(stderr, /the demo ran as intended/);
   } finally {

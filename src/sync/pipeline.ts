@@ -514,12 +514,17 @@ export const runSync = (
             `${collisionMessage(candidate, others)}; ${notFound}`,
           );
         }
+        const creation = creationFor(candidate);
+        // A dry-run shows what --apply with the same flags would do: with
+        // --create-missing a refusal is an ERROR in both; without it the
+        // row promises no creation that --create-missing would refuse.
+        if (options.createMissing && creation.refusal) {
+          return simple(candidate, "ERROR", "ERROR", creation.refusal);
+        }
+        const howCreated = creation.refusal
+          ? `accounts are created at first SSO login; --create-missing would refuse this one: ${creation.refusal}`
+          : undefined;
         if (!options.apply) {
-          // What --apply --create-missing would refuse, the dry-run refuses.
-          const creation = creationFor(candidate);
-          if (creation.refusal) {
-            return simple(candidate, "ERROR", "ERROR", creation.refusal);
-          }
           return options.createMissing
             ? withPlan(
               candidate,
@@ -532,7 +537,10 @@ export const runSync = (
               candidate,
               "CREATE",
               "DRY_RUN",
-              `${notFound}: would be created at first SSO login, or now by --apply --create-missing`,
+              `${notFound}: ${
+                howCreated ??
+                  "would be created at first SSO login, or now by --apply --create-missing"
+              }`,
             );
         }
         if (!options.createMissing) {
@@ -540,10 +548,13 @@ export const runSync = (
             candidate,
             "CREATE",
             "SKIPPED",
-            `${notFound}: not created (accounts are created at first SSO login, or by --create-missing)`,
+            `${notFound}: not created (${
+              howCreated ??
+                "accounts are created at first SSO login, or by --create-missing"
+            })`,
           );
         }
-        return yield* createUser(candidate, tried);
+        return yield* createUser(candidate, tried, creation);
       });
 
     /** How a missing user's account would be made, or why it would not. */
@@ -560,13 +571,13 @@ export const runSync = (
       return { route, plan, refusal };
     };
 
+    /** Only for a user whose creation nothing refuses (see missingUser). */
     const createUser = (
       candidate: Extract<Candidate, { _tag: "User" }>,
       tried: ReadonlyArray<MatchStep>,
+      { route, plan }: ReturnType<typeof creationFor>,
     ) =>
       Effect.gen(function* () {
-        const { route, plan, refusal } = creationFor(candidate);
-        if (refusal) return simple(candidate, "ERROR", "ERROR", refusal);
         const pending = withPlan(
           candidate,
           plan,
