@@ -51,6 +51,14 @@ const seconds = Schema.Number.pipe(
   expecting("a number of seconds > 0 and <= 3600, such as 30 or 0.5"),
 );
 const retryCount = wholeNumberBetween(0, 20);
+/** A bound on a whole run's waiting: up to a day. */
+const totalSeconds = Schema.Number.pipe(
+  Schema.finite(),
+  Schema.greaterThan(0),
+  Schema.lessThanOrEqualTo(86400),
+).annotations(
+  expecting("a number of seconds > 0 and <= 86400, such as 1800"),
+);
 const text = (expected: string) =>
   Schema.NonEmptyTrimmedString.annotations(expecting(expected));
 const required = <S extends Schema.Schema.Any>(schema: S, expected: string) =>
@@ -191,9 +199,11 @@ export const Settings = Schema.Struct({
     timeoutSeconds: Schema.optional(seconds),
     retries: Schema.optional(retryCount),
     retryDelaySeconds: Schema.optional(seconds),
+    /** The largest answer read; the whole user list is one answer. */
+    maxResponseMegabytes: Schema.optional(wholeNumberBetween(1, 500)),
   }).annotations({
     message: () =>
-      "an object with endpoint, token, timeoutSeconds, retries, retryDelaySeconds",
+      "an object with endpoint, token, timeoutSeconds, retries, retryDelaySeconds, maxResponseMegabytes",
   }),
   discourse: Schema.Struct({
     url: required(DiscourseUrl, "the forum's URL (or set DISCOURSE_URL)"),
@@ -211,13 +221,14 @@ export const Settings = Schema.Struct({
     retries: Schema.optional(retryCount),
     retryDelaySeconds: Schema.optional(seconds),
     maxRateLimitWaitSeconds: Schema.optional(seconds),
+    maxTotalRateLimitWaitSeconds: Schema.optional(totalSeconds),
     /** The forum's discourse_connect_secret: signs `sync_sso` payloads. */
     ssoSecret: Schema.optional(
       Schema.Redacted(text("the DiscourseConnect secret (a non-empty string)")),
     ),
   }).annotations({
     message: () =>
-      "an object with url, apiKey, apiUser, requestsPerMinute, timeoutSeconds, retries, retryDelaySeconds, maxRateLimitWaitSeconds, ssoSecret",
+      "an object with url, apiKey, apiUser, requestsPerMinute, timeoutSeconds, retries, retryDelaySeconds, maxRateLimitWaitSeconds, maxTotalRateLimitWaitSeconds, ssoSecret",
   }),
   batchSize: Schema.optionalWith(wholeNumber(0), { default: () => 10 }),
   concurrency: Schema.optionalWith(wholeNumber(1), { default: () => 4 }),

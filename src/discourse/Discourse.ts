@@ -15,6 +15,15 @@ import {
   Schema,
 } from "effect";
 import { CurrentSettings } from "../settings.ts";
+import { scrubberFor } from "../domain/secrets.ts";
+import { terminalSafe } from "../domain/terminal.ts";
+import {
+  type Answer,
+  describeBytes,
+  type GuardedFailure,
+  type RedirectRefused,
+  sendGuarded,
+} from "../http/guarded.ts";
 import { makeRateLimiter } from "./RateLimiter.ts";
 import {
   AdminUserDetail,
@@ -66,6 +75,29 @@ export class DiscourseTransportError extends Data.TaggedError(
   "DiscourseTransportError",
 )<{ readonly message: string }> {}
 
+/**
+ * Discourse answered with a redirect to another origin (or one this client
+ * must not follow): discourse.url is not where the forum answers. Nothing
+ * was sent to the other address; every further request would do the same,
+ * so it is fatal.
+ */
+export class DiscourseRedirected extends Data.TaggedError(
+  "DiscourseRedirected",
+)<{ readonly message: string }> {}
+
+/** An answer larger than such an answer can be: not read past the limit. */
+export class DiscourseAnswerTooLarge extends Data.TaggedError(
+  "DiscourseAnswerTooLarge",
+)<{ readonly message: string }> {}
+
+/**
+ * 429s have held this run for `maxTotalRateLimitWait` in all: the remaining
+ * users are not reached rather than holding the run and its lock for hours.
+ */
+export class DiscourseRateLimitBudgetSpent extends Data.TaggedError(
+  "DiscourseRateLimitBudgetSpent",
+)<{ readonly message: string }> {}
+
 /** A 2xx whose body is not what the endpoint returns. */
 export class DiscourseDecodeError extends Data.TaggedError(
   "DiscourseDecodeError",
@@ -89,7 +121,10 @@ export type DiscourseError =
   | DiscourseRateLimited
   | DiscourseServerError
   | DiscourseTransportError
-  | DiscourseDecodeError;
+  | DiscourseDecodeError
+  | DiscourseRedirected
+  | DiscourseAnswerTooLarge
+  | DiscourseRateLimitBudgetSpent;
 
 /** Knobs of the client; tests and the benchmark shrink the waits. */
 export interface DiscourseOptions {
@@ -108,6 +143,8 @@ export interface DiscourseOptions {
   readonly defaultRateLimitWait: Duration.DurationInput;
   /** Longest wait honoured for one 429, whatever the server asks. */
   readonly maxRateLimitWait: Duration.DurationInput;
+  /** Longest the whole run may be held by 429s, all of them together. */
+  readonly maxTotalRateLimitWait: Duration.DurationInput;
 }
 
 export const defaultDiscourseOptions: DiscourseOptions = {
@@ -119,7 +156,17 @@ export const defaultDiscourseOptions: DiscourseOptions = {
   rateLimitWindow: Duration.minutes(1),
   defaultRateLimitWait: Duration.seconds(5),
   maxRateLimitWait: Duration.minutes(2),
+  maxTotalRateLimitWait: Duration.minutes(30),
 };
+
+/**
+ * The most an answer is read: a profile or an emails list is a few KB, a
+ * page of 100 admin list rows a few hundred.
+ */
+export const answerLimits = {
+  single: 1024 * 1024,
+  listPage: 8 * 1024 * 1024,
+} as const;
 
 export interface DiscourseService {
   /** `GET /u/{username}.json?skip_track_visit=true`; 404 is None. */
@@ -176,6 +223,8 @@ export interface DiscourseService {
   ) => Effect.Effect<void, DiscourseError>;
   /** HTTP requests sent so far by this process, retries included. */
   readonly requestsSent: Effect.Effect<number>;
+  /** Requests Discourse answered (any status): 0 means never reached. */
+  readonly requestsAnswered: Effect.Effect<number>;
 }
 
 /** One API call: what the operator reads in errors, and what goes on the wire. */
@@ -190,6 +239,8 @@ interface Call {
   readonly body?: unknown;
   /** Sent as application/x-www-form-urlencoded (percent-encoded: `+` safe). */
   readonly form?: Readonly<Record<string, string>>;
+  /** Bytes of the answer read at most; default `answerLimits.single`. */
+  readonly maxBytes?: number;
 }
 
 /** What one attempt brought back, before any judgement. */
@@ -200,16 +251,23 @@ export type Attempt =
     readonly headers: Readonly<Record<string, string>>;
     readonly text: string;
   }
-  | { readonly _tag: "Unanswered"; readonly reason: string };
+  | { readonly _tag: "Unanswered"; readonly reason: string }
+  | { readonly _tag: "Redirected"; readonly refused: RedirectRefused }
+  | { readonly _tag: "TooLarge"; readonly limitBytes: number };
 
 const excerptLength = 200;
 
-/** Collapses whitespace, drops HTML tags and cuts the text to an excerpt. */
+/**
+ * Collapses whitespace, drops HTML tags, shows control characters escaped
+ * (server text is terminal input) and cuts the text to an excerpt.
+ */
 export const excerpt = (text: string, max: number = excerptLength): string => {
   const looksLikeHtml = /^\s*</.test(text);
-  const plain = (looksLikeHtml ? text.replace(/<[^>]*>/g, " ") : text)
-    .replace(/\s+/g, " ")
-    .trim();
+  const plain = terminalSafe(
+    (looksLikeHtml ? text.replace(/<[^>]*>/g, " ") : text)
+      .replace(/\s+/g, " ")
+      .trim(),
+  );
   return plain.length > max ? `${plain.slice(0, max)}…` : plain;
 };
 
@@ -223,23 +281,30 @@ const parseJson = (text: string): Option.Option<unknown> => {
 
 const decodeErrorBody = Schema.decodeUnknownOption(ErrorBody);
 
-/** Discourse's own explanation in an error answer: JSON `errors`, or the text. */
-export const serverWords = (text: string): ReadonlyArray<string> => {
+/**
+ * Discourse's own explanation in an error answer: JSON `errors`, or the
+ * text. `scrub` runs on each decoded string before it is cut, so neither an
+ * escaped secret nor half of one survives.
+ */
+export const serverWords = (
+  text: string,
+  scrub: (text: string) => string = (text) => text,
+): ReadonlyArray<string> => {
   const json = parseJson(text);
   if (Option.isSome(json)) {
     const body = decodeErrorBody(json.value);
     if (Option.isSome(body) && body.value.errors?.length) {
-      return body.value.errors.map((words) => excerpt(words));
+      return body.value.errors.map((words) => excerpt(scrub(words)));
     }
     const value = json.value;
     if (typeof value === "object" && value !== null) {
       const record = value as Record<string, unknown>;
       if (typeof record.message === "string" && record.message.trim()) {
-        return [excerpt(record.message)];
+        return [excerpt(scrub(record.message))];
       }
     }
   }
-  const plain = excerpt(text);
+  const plain = excerpt(scrub(text));
   return plain === "" ? [] : [plain];
 };
 
@@ -305,24 +370,22 @@ const make = (tuning: Partial<DiscourseOptions>) =>
       window: options.rateLimitWindow,
     });
     const sent = yield* Ref.make(0);
+    const answered = yield* Ref.make(0);
     const timeout = Duration.decode(options.requestTimeout);
     const backoffBaseMs = Duration.toMillis(options.backoffBase);
     const backoffCapMs = Duration.toMillis(options.backoffCap);
     const defaultWaitMs = Duration.toMillis(options.defaultRateLimitWait);
     const maxWaitMs = Duration.toMillis(options.maxRateLimitWait);
+    const maxTotalWaitMs = Duration.toMillis(options.maxTotalRateLimitWait);
 
     // Server text is the only outside input in messages; a server echoing the
-    // request headers back must not leak the key into a log.
-    // Scrubbed before any excerpt, so a cut can never leave half a key.
+    // request headers back must not leak the key into a log. Scrubbed after
+    // decoding and before any excerpt, so a cut can never leave half a key.
     const ssoSecret = settings.discourse.ssoSecret === undefined
       ? undefined
       : Redacted.value(settings.discourse.ssoSecret);
-    const scrub = (text: string) =>
-      [apiKey, ...(ssoSecret === undefined ? [] : [ssoSecret])].reduce(
-        (scrubbed, secret) => scrubbed.split(secret).join("[redacted]"),
-        text,
-      );
-    const wordsOf = (text: string) => serverWords(scrub(text));
+    const scrub = scrubberFor(settings);
+    const wordsOf = (text: string) => serverWords(text, scrub);
     const quoted = (words: ReadonlyArray<string>) =>
       words.length === 0 ? "no explanation given" : `"${words.join("; ")}"`;
     const where = (call: Call) => `${call.method} ${call.path}`;
@@ -351,39 +414,65 @@ const make = (tuning: Partial<DiscourseOptions>) =>
     };
 
     const attempt = (
+      call: Call,
       request: HttpClientRequest.HttpClientRequest,
     ): Effect.Effect<Attempt> =>
-      limiter.withPermit(
-        Ref.update(sent, (n) => n + 1).pipe(
-          Effect.zipRight(client.execute(request)),
-          Effect.flatMap((response) =>
-            Effect.map(response.text, (text): Attempt => ({
-              _tag: "Answered",
-              status: response.status,
-              headers: response.headers,
-              text,
-            }))
+      sendGuarded(client, request, {
+        maxBytes: call.maxBytes ?? answerLimits.single,
+        timeout,
+        // Each request sent, redirects followed included, waits its turn.
+        around: (send) =>
+          limiter.withPermit(
+            Ref.update(sent, (n) => n + 1).pipe(Effect.zipRight(send)),
           ),
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () =>
-              `no answer within ${Duration.format(timeout)} (timed out)`,
-          }),
-          Effect.catchAll((failure) =>
-            Effect.succeed<Attempt>({
-              _tag: "Unanswered",
-              reason: typeof failure === "string"
-                ? failure
-                : excerpt(scrub(transportReason(failure))),
-            })
-          ),
-          // Anything that prints this request (spans, logs) hides the key.
-          Effect.locallyWith(
-            Headers.currentRedactedNames,
-            (names) => [...names, "api-key"],
-          ),
+      }).pipe(
+        Effect.tap(() => Ref.update(answered, (n) => n + 1)),
+        Effect.map((answer: Answer): Attempt => ({
+          _tag: "Answered",
+          ...answer,
+        })),
+        Effect.catchAll((failure: GuardedFailure) =>
+          Effect.succeed<Attempt>(
+            failure._tag === "RedirectRefused"
+              ? { _tag: "Redirected", refused: failure }
+              : failure._tag === "AnswerTooLarge"
+              ? { _tag: "TooLarge", limitBytes: failure.limitBytes }
+              : failure._tag === "TimedOut"
+              ? {
+                _tag: "Unanswered",
+                reason: `no answer within ${
+                  Duration.format(failure.after)
+                } (timed out)`,
+              }
+              : {
+                _tag: "Unanswered",
+                reason: excerpt(scrub(transportReason(failure))),
+              },
+          )
+        ),
+        // Anything that prints this request (spans, logs) hides the key.
+        Effect.locallyWith(
+          Headers.currentRedactedNames,
+          (names) => [...names, "api-key"],
         ),
       );
+
+    const redirectAdvice = (refused: RedirectRefused) => {
+      const to = excerpt(scrub(refused.to));
+      switch (refused.problem) {
+        case "other-origin":
+          return `pointing to ${to}, another address: nothing was sent ` +
+            `there (the API key goes only to discourse.url)`;
+        case "method-change":
+          return `asking for the write to be repeated as a read at ${to}: ` +
+            `a write is never re-sent that way`;
+        case "too-many":
+          return `and kept redirecting within the site, more than ` +
+            `${refused.hops} times (last to ${to})`;
+        case "unreadable-location":
+          return `pointing to "${to}", which is not a URL`;
+      }
+    };
 
     type Verdict<A> =
       | { readonly _tag: "Done"; readonly value: A }
@@ -411,6 +500,33 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           _tag: "Failed",
           status: Option.none(),
           detail: outcome.reason,
+        };
+      }
+      if (outcome._tag === "Redirected") {
+        return {
+          _tag: "Fatal",
+          error: new DiscourseRedirected({
+            message: `Discourse at ${baseUrl} answered ${where(call)} with ` +
+              `HTTP ${outcome.refused.status} ${
+                redirectAdvice(outcome.refused)
+              }. A misconfigured discourse.url is the usual cause (http:// ` +
+              `for an https:// forum, www. or not, a wrong path): set it to ` +
+              `the address the forum itself answers on.`,
+          }),
+        };
+      }
+      if (outcome._tag === "TooLarge") {
+        return {
+          _tag: "Fatal",
+          error: new DiscourseAnswerTooLarge({
+            message:
+              `Discourse answered more than ${
+                describeBytes(outcome.limitBytes)
+              } for ${where(call)} (trying to ${call.what}); reading stopped ` +
+              `there. No real answer to this request is that large: check ` +
+              `that discourse.url points at the forum itself, not a proxy ` +
+              `or another site.`,
+          }),
         };
       }
       const { status, text, headers } = outcome;
@@ -514,7 +630,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
         readonly undecodable: number;
       }): Effect.Effect<A, DiscourseError> =>
         Effect.gen(function* () {
-          const outcome = yield* attempt(request);
+          const outcome = yield* attempt(call, request);
           const now = yield* Clock.currentTimeMillis;
           const verdict = judge(call, decode, outcome, now);
           switch (verdict._tag) {
@@ -533,6 +649,24 @@ const make = (tuning: Partial<DiscourseOptions>) =>
                       }). Another client is spending the site's admin API ` +
                       `budget: lower discourse.requestsPerMinute (now ` +
                       `${requestsPerMinute}) or run again later.`,
+                  }),
+                );
+              }
+              const heldMs = yield* limiter.heldMillis;
+              if (heldMs + verdict.waitMs > maxTotalWaitMs) {
+                return yield* Effect.fail(
+                  new DiscourseRateLimitBudgetSpent({
+                    message: `Discourse keeps answering 429 (rate limited): ` +
+                      `this run has waited ${
+                        inSeconds(heldMs)
+                      } for it in all, and waiting ${
+                        inSeconds(verdict.waitMs)
+                      } more to ${call.what} (${where(call)}) would pass ` +
+                      `discourse.maxTotalRateLimitWaitSeconds (${
+                        inSeconds(maxTotalWaitMs)
+                      }). The remaining users are not reached: run again ` +
+                      `later, and look for the other client spending the ` +
+                      `forum's admin API budget.`,
                   }),
                 );
               }
@@ -683,6 +817,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           }`,
           method: "GET",
           path: "/admin/users/list/active.json",
+          maxBytes: answerLimits.listPage,
           query: {
             show_emails: "true",
             order: "created",
@@ -797,6 +932,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           body: { email },
         }, ignoreBody),
       requestsSent: Ref.get(sent),
+      requestsAnswered: Ref.get(answered),
     };
     return service;
   });
@@ -843,6 +979,9 @@ export const signSsoPayload = (
     return [...new Uint8Array(signature)]
       .map((byte) => byte.toString(16).padStart(2, "0")).join("");
   });
+
+/** `0.2 s`, `1800 s`. */
+const inSeconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`;
 
 const quotedExcerpt = (text: string) =>
   text.trim() === "" ? "an empty body" : `"${excerpt(text)}"`;

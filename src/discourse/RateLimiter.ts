@@ -33,6 +33,11 @@ export interface RateLimiter {
    * elapsed: a 429 means the shared budget is spent, whoever spent it.
    */
   readonly holdFor: (duration: Duration.DurationInput) => Effect.Effect<void>;
+  /**
+   * Milliseconds of holding added so far, overlaps counted once: what 429s
+   * have cost this run in waiting.
+   */
+  readonly heldMillis: Effect.Effect<number>;
 }
 
 /** The fixed numbers the limiter plans with, all in milliseconds. */
@@ -217,7 +222,7 @@ const makeLine = Effect.gen(function* () {
     Effect.flatMap(
       Option.match({
         onNone: () => Effect.void,
-        onSome: (next) => Deferred.succeed(next, undefined),
+        onSome: (next) => Effect.asVoid(Deferred.succeed(next, undefined)),
       }),
     ),
   );
@@ -295,15 +300,18 @@ export const makeRateLimiter = (
         )
       );
 
+    const held = yield* Ref.make(0);
     const holdFor = (duration: Duration.DurationInput) =>
-      Effect.flatMap(
-        Clock.currentTimeMillis,
-        (now) =>
-          Ref.update(
-            state,
-            (current) => holdState(current, now + Duration.toMillis(duration)),
-          ),
-      );
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const until = now + Duration.toMillis(duration);
+        return Ref.modify(
+          state,
+          (current): readonly [number, LimiterState] => [
+            Math.max(0, until - Math.max(current.heldUntil, now)),
+            holdState(current, until),
+          ],
+        ).pipe(Effect.flatMap((added) => Ref.update(held, (n) => n + added)));
+      });
 
-    return { withPermit, holdFor };
+    return { withPermit, holdFor, heldMillis: Ref.get(held) };
   });

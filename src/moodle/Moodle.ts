@@ -14,6 +14,15 @@ import {
   Schema,
 } from "effect";
 import { CurrentSettings } from "../settings.ts";
+import { scrubberFor } from "../domain/secrets.ts";
+import { terminalSafe } from "../domain/terminal.ts";
+import {
+  type Answer,
+  describeBytes,
+  type GuardedFailure,
+  type RedirectRefused,
+  sendGuarded,
+} from "../http/guarded.ts";
 import {
   MoodleException,
   type MoodleRecord,
@@ -38,6 +47,20 @@ export class MoodleTransportError extends Data.TaggedError(
   "MoodleTransportError",
 )<{ readonly message: string }> {}
 
+/**
+ * Moodle answered with a redirect this client does not follow (another
+ * origin, or a POST turned into a GET): moodle.endpoint is not where the
+ * web services answer. Nothing was sent to the other address.
+ */
+export class MoodleRedirected extends Data.TaggedError("MoodleRedirected")<{
+  readonly message: string;
+}> {}
+
+/** An answer over the size limit: reading stopped there. */
+export class MoodleAnswerTooLarge extends Data.TaggedError(
+  "MoodleAnswerTooLarge",
+)<{ readonly message: string }> {}
+
 /** Moodle's answer was not the JSON this function returns. */
 export class MoodleDecodeError extends Data.TaggedError("MoodleDecodeError")<{
   readonly message: string;
@@ -47,7 +70,9 @@ export type MoodleError =
   | MoodleApiError
   | MoodleHttpError
   | MoodleTransportError
-  | MoodleDecodeError;
+  | MoodleDecodeError
+  | MoodleRedirected
+  | MoodleAnswerTooLarge;
 
 export interface MoodleUsers {
   /** In Moodle id order. */
@@ -76,7 +101,16 @@ export interface MoodleClientOptions {
   readonly retries: number;
   /** Pause before the first retry; it doubles for each one after. */
   readonly retryDelay: Duration.DurationInput;
+  /** Bytes of one answer read at most (`moodle.maxResponseMegabytes`). */
+  readonly maxAnswerBytes: number;
 }
+
+/**
+ * The whole user list comes in one answer: about 600 bytes a user plus the
+ * description, so 100,000 users with short bios take some 60-100 MB. A
+ * JavaScript string cannot hold much more than 512 MB anyway.
+ */
+export const defaultMoodleAnswerMegabytes = 256;
 
 export const defaultMoodleClientOptions: MoodleClientOptions = {
   // The all-users call is one unpaged reply: thousands of users with their
@@ -84,6 +118,7 @@ export const defaultMoodleClientOptions: MoodleClientOptions = {
   timeout: Duration.seconds(120),
   retries: 3,
   retryDelay: Duration.seconds(1),
+  maxAnswerBytes: defaultMoodleAnswerMegabytes * 1024 * 1024,
 };
 
 // ---------------------------------------------------------------------------
@@ -265,7 +300,7 @@ export const makeMoodle = (
   CurrentSettings | HttpClient.HttpClient
 > =>
   Effect.gen(function* () {
-    const { timeout, retries, retryDelay } = {
+    const { timeout, retries, retryDelay, maxAnswerBytes } = {
       ...defaultMoodleClientOptions,
       ...options,
     };
@@ -276,22 +311,13 @@ export const makeMoodle = (
     const host = hostOf(endpoint);
 
     // Moodle echoes parts of requests in some messages; a token must never
-    // leave this module, whatever text carries it.
-    // The token travels form-encoded, so an echo may carry it encoded too.
-    const tokenForms = [
-      ...new Set([
-        token,
-        encodeURIComponent(token),
-        new URLSearchParams({ t: token }).toString().slice(2),
-      ]),
-    ].filter((form) => form.length > 0);
+    // leave this module, whatever text carries it (encoded, escaped), and
+    // its words are shown on a terminal: controls escaped.
+    const scrubSecrets = scrubberFor(settings);
     const scrub = (text: string): string =>
-      tokenForms.reduce(
-        (scrubbed, form) => scrubbed.split(form).join("(hidden)"),
-        text,
-      );
+      terminalSafe(scrubSecrets(text), { keepNewlines: true });
     const excerpt = (body: string): string => {
-      const flat = scrub(body).replace(/\s+/g, " ").trim();
+      const flat = scrub(body.replace(/\s+/g, " ").trim());
       return flat.length > 80 ? `${flat.slice(0, 80)}...` : flat;
     };
 
@@ -362,27 +388,54 @@ export const makeMoodle = (
       });
     };
 
+    const redirected = (wsfunction: string, refused: RedirectRefused) => {
+      const to = scrub(refused.to);
+      const what = refused.problem === "other-origin"
+        ? `a redirect (HTTP ${refused.status}) to ${to}, another address: nothing was sent there (the token goes only to moodle.endpoint)`
+        : refused.problem === "method-change"
+        ? `a redirect (HTTP ${refused.status}) that turns the call into a GET of ${to} (often a login page): the call is not re-sent that way`
+        : refused.problem === "too-many"
+        ? `redirects within the site, more than ${refused.hops} times (last to ${to})`
+        : `a redirect (HTTP ${refused.status}) to "${to}", which is not a URL`;
+      return new MoodleRedirected({
+        message:
+          `Moodle at ${endpoint} answered ${wsfunction} with ${what}. A misconfigured moodle.endpoint is the usual cause (http:// for an https:// site, www. or not, a wrong path): set it to the site's own https://<site>/webservice/rest/server.php.`,
+      });
+    };
+
+    const guardFailure = (wsfunction: string, failure: GuardedFailure) => {
+      switch (failure._tag) {
+        case "RedirectRefused":
+          return redirected(wsfunction, failure);
+        case "AnswerTooLarge":
+          return new MoodleAnswerTooLarge({
+            message: `Moodle at ${host} answered more than ${
+              describeBytes(failure.limitBytes)
+            } for ${wsfunction}; reading stopped there. If the site really has that many users, raise moodle.maxResponseMegabytes (now ${
+              Math.round(failure.limitBytes / 1024 / 1024)
+            }); otherwise check that moodle.endpoint points at Moodle itself.`,
+          });
+        case "TimedOut":
+          return new MoodleTransportError({
+            message: `Moodle at ${host} did not answer ${wsfunction} within ${
+              Duration.format(failure.after)
+            }: the site may be overloaded or down.`,
+          });
+        default:
+          return transportError(wsfunction, failure);
+      }
+    };
+
     const attempt = (
       wsfunction: string,
       request: HttpClientRequest.HttpClientRequest,
     ) =>
-      client.execute(request).pipe(
-        Effect.flatMap((response) =>
-          Effect.map(response.text, (body) => ({
-            status: response.status,
-            body,
-          }))
-        ),
-        Effect.mapError((error) => transportError(wsfunction, error)),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new MoodleTransportError({
-              message: `Moodle at ${host} did not answer ${wsfunction} within ${
-                Duration.format(timeout)
-              }: the site may be overloaded or down.`,
-            }),
-        }),
+      sendGuarded(client, request, { maxBytes: maxAnswerBytes, timeout }).pipe(
+        Effect.map((answer: Answer) => ({
+          status: answer.status,
+          body: answer.text,
+        })),
+        Effect.mapError((failure) => guardFailure(wsfunction, failure)),
         Effect.filterOrElse(
           ({ status }) => status >= 200 && status < 300,
           ({ status, body }) =>
@@ -465,7 +518,12 @@ export const makeMoodle = (
     ).pipe(
       Effect.map(({ users, warnings }): MoodleUsers => ({
         records: byMoodleId(users.map(toMoodleRecord)),
-        warnings,
+        // Printed to the operator: Moodle's words, minus secrets and controls.
+        warnings: warnings.map((warning) => ({
+          ...warning,
+          warningcode: scrub(warning.warningcode),
+          message: scrub(warning.message),
+        })),
       })),
     );
 

@@ -1,0 +1,246 @@
+/**
+ * How both clients send a request: secrets travel only to the configured
+ * origin, and no answer is read past a size. Shared, so Moodle's token and
+ * Discourse's key get the same protection.
+ *
+ * - fetch follows redirects by itself, re-sending headers (the API key) and,
+ *   after a 307/308, the body (Moodle's token) to wherever `Location` points,
+ *   https to http included. Here nothing is followed automatically: a
+ *   redirect within the same origin (scheme, host and port) is followed a
+ *   few times, anything else is refused before a byte goes there.
+ * - An answer is read as a stream and reading stops past `maxBytes`, so a
+ *   runaway or hostile body costs that much memory, not all of it.
+ */
+import {
+  FetchHttpClient,
+  type HttpClient,
+  type HttpClientError,
+  HttpClientRequest,
+  type HttpClientResponse,
+} from "@effect/platform";
+import { Data, Duration, Effect, Stream } from "effect";
+
+/** A whole answer, read within its size limit. */
+export interface Answer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly text: string;
+}
+
+/** Why a redirect was not followed. */
+export type RedirectProblem =
+  /** Another scheme, host or port: the secrets would go there. */
+  | "other-origin"
+  /** A 301/302/303 to a write: following it would turn the write into a GET. */
+  | "method-change"
+  | "too-many"
+  | "unreadable-location";
+
+export class RedirectRefused extends Data.TaggedError("RedirectRefused")<{
+  readonly status: number;
+  /** The URL that answered with the redirect (without its query). */
+  readonly from: string;
+  /** Where `Location` pointed, resolved; as given when it cannot be read. */
+  readonly to: string;
+  readonly problem: RedirectProblem;
+  readonly hops: number;
+}> {}
+
+export class AnswerTooLarge extends Data.TaggedError("AnswerTooLarge")<{
+  readonly limitBytes: number;
+}> {}
+
+/** No whole answer within the time allowed for one request. */
+export class TimedOut extends Data.TaggedError("TimedOut")<{
+  readonly after: Duration.Duration;
+}> {}
+
+export type GuardedFailure =
+  | HttpClientError.HttpClientError
+  | RedirectRefused
+  | AnswerTooLarge
+  | TimedOut;
+
+export const defaultMaxRedirects = 3;
+
+const redirectStatuses: ReadonlySet<number> = new Set([
+  301,
+  302,
+  303,
+  307,
+  308,
+]);
+/** These keep the method and body; the others turn a request into a GET. */
+const methodKeeping: ReadonlySet<number> = new Set([307, 308]);
+
+const megabyte = 1024 * 1024;
+
+/** `1 MB`, `512 MB`, `200 KB`: a limit as the operator reads it. */
+export const describeBytes = (bytes: number): string =>
+  bytes >= megabyte
+    ? `${+(bytes / megabyte).toFixed(1)} MB`
+    : `${+(bytes / 1024).toFixed(1)} KB`;
+
+/**
+ * The body as text, or AnswerTooLarge as soon as more than `maxBytes` came:
+ * the rest is never read (the stream is cancelled).
+ */
+export const readCapped = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number,
+): Effect.Effect<string, AnswerTooLarge | HttpClientError.ResponseError> =>
+  Effect.suspend(() => {
+    const decoder = new TextDecoder();
+    const parts: string[] = [];
+    let size = 0;
+    return Stream.runForEachWhile(
+      response.stream,
+      (chunk) =>
+        Effect.sync(() => {
+          size += chunk.byteLength;
+          if (size > maxBytes) return false;
+          parts.push(decoder.decode(chunk, { stream: true }));
+          return true;
+        }),
+    ).pipe(
+      Effect.flatMap(() =>
+        size > maxBytes
+          ? Effect.fail(new AnswerTooLarge({ limitBytes: maxBytes }))
+          : Effect.sync(() => {
+            parts.push(decoder.decode());
+            return parts.join("");
+          })
+      ),
+    );
+  });
+
+/** Where a redirect may be followed to, or why not. */
+export const redirectTarget = (
+  request: { readonly method: string; readonly url: string },
+  status: number,
+  location: string,
+): { readonly _tag: "Follow"; readonly url: URL } | {
+  readonly _tag: "Refuse";
+  readonly to: string;
+  readonly problem: RedirectProblem;
+} => {
+  let target: URL;
+  let from: URL;
+  try {
+    from = new URL(request.url);
+    target = new URL(location, from);
+  } catch {
+    return { _tag: "Refuse", to: location, problem: "unreadable-location" };
+  }
+  if (target.origin !== from.origin) {
+    return { _tag: "Refuse", to: target.href, problem: "other-origin" };
+  }
+  const readOnly = request.method === "GET" || request.method === "HEAD";
+  if (!readOnly && !methodKeeping.has(status)) {
+    return { _tag: "Refuse", to: target.href, problem: "method-change" };
+  }
+  return { _tag: "Follow", url: target };
+};
+
+const withoutQuery = (url: string) => url.replace(/[?#].*$/, "");
+
+/** fetch's own redirect handling off, for the requests run inside it. */
+const manualRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.provideService(effect, FetchHttpClient.RequestInit, {
+    redirect: "manual",
+  });
+
+export interface GuardOptions {
+  readonly maxBytes: number;
+  readonly maxRedirects?: number;
+  /** For each request sent, its body read included (not the wait for a permit). */
+  readonly timeout?: Duration.DurationInput;
+  /**
+   * Wraps each request sent (the first and every redirect followed), body
+   * read included: a rate limiter's permit, a request counter.
+   */
+  readonly around?: <A, E>(
+    send: Effect.Effect<A, E>,
+  ) => Effect.Effect<A, E>;
+}
+
+/**
+ * Sends `request`, follows same-origin redirects (at most `maxRedirects`),
+ * refuses every other one, and reads the final answer within `maxBytes`.
+ */
+export const sendGuarded = (
+  client: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest,
+  options: GuardOptions,
+): Effect.Effect<Answer, GuardedFailure> => {
+  const maxRedirects = options.maxRedirects ?? defaultMaxRedirects;
+  const around = options.around ?? ((send) => send);
+  const timeout = options.timeout === undefined
+    ? undefined
+    : Duration.decode(options.timeout);
+  const timed = <A>(send: Effect.Effect<A, GuardedFailure>) =>
+    timeout === undefined ? send : send.pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new TimedOut({ after: timeout }),
+      }),
+    );
+  type Hop =
+    | { readonly _tag: "Answer"; readonly answer: Answer }
+    | { readonly _tag: "Redirect"; readonly status: number; location: string };
+  const hop = (
+    current: HttpClientRequest.HttpClientRequest,
+  ): Effect.Effect<Hop, GuardedFailure> =>
+    around(timed(
+      manualRedirects(client.execute(current)).pipe(
+        Effect.flatMap((response): Effect.Effect<Hop, GuardedFailure> => {
+          const location = response.headers["location"];
+          if (redirectStatuses.has(response.status) && location) {
+            // Its body is never shown; read a little so the connection frees.
+            return readCapped(response, 64 * 1024).pipe(
+              Effect.ignore,
+              Effect.as(
+                {
+                  _tag: "Redirect",
+                  status: response.status,
+                  location,
+                } as const,
+              ),
+            );
+          }
+          return readCapped(response, options.maxBytes).pipe(
+            Effect.map((text) => ({
+              _tag: "Answer",
+              answer: {
+                status: response.status,
+                headers: response.headers,
+                text,
+              },
+            } as const)),
+          );
+        }),
+      ),
+    ));
+  const loop = (
+    current: HttpClientRequest.HttpClientRequest,
+    hops: number,
+  ): Effect.Effect<Answer, GuardedFailure> =>
+    Effect.flatMap(hop(current), (result) => {
+      if (result._tag === "Answer") return Effect.succeed(result.answer);
+      const target = redirectTarget(current, result.status, result.location);
+      const refuse = (to: string, problem: RedirectProblem) =>
+        Effect.fail(
+          new RedirectRefused({
+            status: result.status,
+            from: withoutQuery(current.url),
+            to,
+            problem,
+            hops,
+          }),
+        );
+      if (target._tag === "Refuse") return refuse(target.to, target.problem);
+      if (hops >= maxRedirects) return refuse(target.url.href, "too-many");
+      return loop(HttpClientRequest.setUrl(current, target.url), hops + 1);
+    });
+  return loop(request, 0);
+};
