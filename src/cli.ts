@@ -24,6 +24,8 @@ import { ExitCode, exitCodeOf } from "./sync/outcome.ts";
 import { type Decision, runSync } from "./sync/pipeline.ts";
 import { createMissingProblem } from "./sync/create.ts";
 import { describeFullChanges, describePending } from "./report/console.ts";
+import { type Scrub, scrubberFor } from "./domain/secrets.ts";
+import { terminalSafe } from "./domain/terminal.ts";
 
 export const version = denoJson.version;
 
@@ -121,6 +123,9 @@ export const discourseTuning = (
     maxFailureRetries: settings.discourse.retries,
     backoffBase: fromSeconds(settings.discourse.retryDelaySeconds),
     maxRateLimitWait: fromSeconds(settings.discourse.maxRateLimitWaitSeconds),
+    maxTotalRateLimitWait: fromSeconds(
+      settings.discourse.maxTotalRateLimitWaitSeconds,
+    ),
   });
 
 /** The Moodle client's waits and retries, from the settings. */
@@ -131,6 +136,9 @@ export const moodleTuning = (
     timeout: fromSeconds(settings.moodle.timeoutSeconds),
     retries: settings.moodle.retries,
     retryDelay: fromSeconds(settings.moodle.retryDelaySeconds),
+    maxAnswerBytes: settings.moodle.maxResponseMegabytes === undefined
+      ? undefined
+      : settings.moodle.maxResponseMegabytes * 1024 * 1024,
   });
 
 /**
@@ -155,7 +163,7 @@ const lockForum = (proc: Process, settings: Settings, command: string) =>
     Effect.map(Option.some),
     Effect.catchAll((error) =>
       Effect.zipRight(
-        Console.error(`error: ${error.message}`),
+        printError(error.message),
         Effect.sync(() => {
           proc.setExitCode(
             error._tag === "LockHeld" ? ExitCode.fatal : ExitCode.usage,
@@ -166,10 +174,19 @@ const lockForum = (proc: Process, settings: Settings, command: string) =>
     ),
   );
 
+/**
+ * An error as the operator reads it: secrets hidden, server text's controls
+ * escaped (messages may span lines).
+ */
+const printError = (message: string, scrub: Scrub = (text) => text) =>
+  Console.error(
+    `error: ${terminalSafe(scrub(message), { keepNewlines: true })}`,
+  );
+
 /** A usage problem: said once, exit 2, nothing contacted. */
 const usage = (proc: Process, message: string) =>
   Effect.zipRight(
-    Console.error(`error: ${message}`),
+    printError(message),
     Effect.sync(() => proc.setExitCode(ExitCode.usage)),
   );
 
@@ -303,8 +320,9 @@ export const makeCommand = (proc: Process) =>
             dir: settings.logDir,
             env: settings.env,
             mode: applying ? "apply" : "dryrun",
+            scrub: scrubberFor(settings),
           }),
-          consoleReporter({ json: flags.json }),
+          consoleReporter({ json: flags.json, scrub: scrubberFor(settings) }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
           Layer.provide(FetchHttpClient.layer),
@@ -327,7 +345,7 @@ export const makeCommand = (proc: Process) =>
         }).pipe(Effect.provide(services), Effect.either);
         if (outcome._tag === "Left") {
           const error = outcome.left;
-          yield* Console.error(`error: ${error.message}`);
+          yield* printError(error.message, scrubberFor(settings));
           proc.setExitCode(
             error._tag === "AuditLogError" ? ExitCode.usage : ExitCode.fatal,
           );
@@ -418,6 +436,7 @@ export const makeRevertCommand = (
             // Recognisable next to the sync's logs: sync_log_{env}_revert_apply_...
             env: `${settings.env}_revert`,
             mode: flags.apply ? "apply" : "dryrun",
+            scrub: scrubberFor(settings),
           }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
@@ -429,7 +448,7 @@ export const makeRevertCommand = (
           stopRequested: proc.stopRequested,
         }).pipe(Effect.provide(services), Effect.either);
         if (outcome._tag === "Left") {
-          yield* Console.error(`error: ${outcome.left.message}`);
+          yield* printError(outcome.left.message, scrubberFor(settings));
           proc.setExitCode(ExitCode.usage);
           return;
         }

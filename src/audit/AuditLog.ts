@@ -133,6 +133,8 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
       readonly env: string;
       readonly mode: RunMode;
       readonly now?: () => Date;
+      /** Hides the run's secrets in every cell. */
+      readonly scrub?: (text: string) => string;
     },
   ) =>
     Layer.scoped(
@@ -166,7 +168,13 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
         return {
           path: file.path,
           record: (entry: AuditEntry) => {
-            const row = toAuditRow(entry, now());
+            const raw = toAuditRow(entry, now());
+            const scrub = options.scrub;
+            const row: AuditRow = scrub === undefined
+              ? raw
+              : Object.fromEntries(
+                auditColumns.map((column) => [column, scrub(raw[column])]),
+              ) as AuditRow;
             return lock.withPermits(1)(
               writeLine(csvLine(auditColumns.map((c) => row[c]))),
             ).pipe(Effect.as(row));

@@ -5,6 +5,8 @@ import { type FieldChange, isResend } from "../sync/diff.ts";
 import type { RunSummary, UserDone } from "../sync/outcome.ts";
 import { describeEstimate, estimateProgress } from "./progress.ts";
 import { Reporter, type RequestBudget } from "./Reporter.ts";
+import type { Scrub } from "../domain/secrets.ts";
+import { terminalSafe, terminalSafeJson } from "../domain/terminal.ts";
 
 const clip = (value: string, width = 70): string => {
   const flat = value.replace(/\r?\n/g, "⏎");
@@ -45,12 +47,13 @@ export const describeUser = (done: UserDone): ReadonlyArray<string> => {
     ["ERROR", "EXCEPTION", "VERIFY_FAILED"].includes(entry.status) ||
     entry.action === "CREATE";
   if (!interesting) return [];
+  // Moodle's and the forum's text: controls shown escaped, never obeyed.
   return [
     `${marks[entry.status] ?? "?"} ${
       whoIs(entry)
     } ${entry.action}/${entry.status}: ${entry.message}`,
     ...changeLines(done.changes),
-  ];
+  ].map((line) => terminalSafe(line));
 };
 
 /**
@@ -60,10 +63,11 @@ export const describeUser = (done: UserDone): ReadonlyArray<string> => {
 export const describePending = (
   entry: AuditEntry,
   changes: ReadonlyArray<FieldChange>,
-): ReadonlyArray<string> => [
-  `? ${whoIs(entry)} ${entry.action}: ${entry.message}`,
-  ...changeLines(changes),
-];
+): ReadonlyArray<string> =>
+  [
+    `? ${whoIs(entry)} ${entry.action}: ${entry.message}`,
+    ...changeLines(changes),
+  ].map((line) => terminalSafe(line));
 
 /** Every changed field in full, line by line: nothing cut. */
 export const describeFullChanges = (
@@ -74,9 +78,10 @@ export const describeFullChanges = (
       value === ""
         ? [`      ${mark} (empty)`]
         : value.split(/\r\n?|\n/).map((line) => `      ${mark} ${line}`);
-    return isResend(c)
+    return (isResend(c)
       ? [`    ${c.field} (unchanged, re-sent):`, ...lines(" ", c.after)]
-      : [`    ${c.field}:`, ...lines("-", c.before), ...lines("+", c.after)];
+      : [`    ${c.field}:`, ...lines("-", c.before), ...lines("+", c.after)])
+      .map((line) => terminalSafe(line));
   });
 
 /** `UPDATE/SUCCESS 12, CREATE/DRY_RUN 3` ... in a stable order. */
@@ -156,9 +161,17 @@ const write = (stream: NodeJS.WriteStream, text: string) =>
  * nothing else, so it can be piped to jq.
  */
 export const consoleReporter = (
-  options: { readonly json: boolean; readonly progress?: boolean },
+  options: {
+    readonly json: boolean;
+    readonly progress?: boolean;
+    /** Hides the run's secrets in everything printed. */
+    readonly scrub?: Scrub;
+  },
 ) =>
   Layer.sync(Reporter, () => {
+    const scrub = options.scrub ?? ((text: string) => text);
+    const safe = (text: string) => terminalSafe(scrub(text));
+    const jsonLine = (value: unknown) => `${scrub(terminalSafeJson(value))}\n`;
     const showProgress = !options.json &&
       (options.progress ?? Boolean(process.stderr.isTTY));
     let total = 0;
@@ -183,15 +196,15 @@ export const consoleReporter = (
     const printOut = (lines: ReadonlyArray<string>) =>
       lines.length === 0 ? Effect.void : Effect.andThen(
         write(process.stderr, clearBar),
-        write(process.stdout, lines.map((l) => `${l}\n`).join("")),
+        write(process.stdout, lines.map((l) => `${safe(l)}\n`).join("")),
       );
     return {
       warn: (message) =>
-        write(process.stderr, `${clearBar}warning: ${message}\n`),
+        write(process.stderr, `${clearBar}warning: ${safe(message)}\n`),
       info: (message) =>
         options.json
           ? Effect.void
-          : write(process.stderr, `${clearBar}${message}\n`),
+          : write(process.stderr, `${clearBar}${safe(message)}\n`),
       start: (run) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           total = run.users;
@@ -206,7 +219,7 @@ export const consoleReporter = (
             const row = Object.fromEntries(
               auditColumns.map((c) => [c, user.row[c]]),
             );
-            yield* write(process.stdout, `${JSON.stringify(row)}\n`);
+            yield* write(process.stdout, jsonLine(row));
             return;
           }
           yield* printOut(describeUser(user));
@@ -214,7 +227,7 @@ export const consoleReporter = (
         }),
       finish: (summary) =>
         options.json
-          ? write(process.stdout, `${JSON.stringify(summaryJson(summary))}\n`)
+          ? write(process.stdout, jsonLine(summaryJson(summary)))
           : printOut(describeSummary(summary)),
     };
   });

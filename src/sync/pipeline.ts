@@ -17,7 +17,13 @@ import type { DiscourseUser } from "../discourse/schema.ts";
 import { Reporter } from "../report/Reporter.ts";
 import { CurrentSettings, type Settings } from "../settings.ts";
 import { normalizeUsername } from "./normalize.ts";
-import { bioMarkdown, type DesiredProfile, desiredProfile } from "./profile.ts";
+import {
+  desiredBio,
+  type DesiredProfile,
+  desiredProfile,
+  removalNotes,
+  removals,
+} from "./profile.ts";
 import {
   exclusionReason,
   findCollisions,
@@ -126,6 +132,7 @@ class BioOnDemand implements DesiredProfile {
   readonly location: string;
   readonly email: string;
   readonly #user: MoodleUser;
+  readonly #rest: DesiredProfile;
 
   constructor(user: MoodleUser, rules: Settings["location"]) {
     // An empty plain-text description converts to "" without a parse.
@@ -137,19 +144,39 @@ class BioOnDemand implements DesiredProfile {
     this.location = rest.location;
     this.email = rest.email;
     this.#user = user;
+    this.#rest = rest;
   }
 
   get bio(): string {
-    return bioMarkdown(this.#user.description, this.#user.descriptionformat);
+    return desiredBio(this.#user.description, this.#user.descriptionformat)
+      .text;
+  }
+
+  get removed(): DesiredProfile["removed"] {
+    return removals({
+      name: this.#rest.removed?.name ?? 0,
+      location: this.#rest.removed?.location ?? 0,
+      bio: desiredBio(this.#user.description, this.#user.descriptionformat)
+        .removed,
+    });
   }
 }
 
-/** Errors after which no further user should be written. */
+/**
+ * Errors after which no further user should be written. A transport failure
+ * is one user's unless the forum was never reached or it repeats across
+ * users: see `transportFailuresToStop`.
+ */
 const isFatal = (error: { readonly _tag: string }): boolean =>
   error._tag === "DiscourseCredentialsRejected" ||
-  error._tag === "DiscourseTransportError" ||
   // A wrong DiscourseConnect secret fails every creation alike.
-  error._tag === "DiscourseConnectRejected";
+  error._tag === "DiscourseConnectRejected" ||
+  // discourse.url answers with redirects elsewhere: so will every request.
+  error._tag === "DiscourseRedirected" ||
+  error._tag === "DiscourseRateLimitBudgetSpent";
+
+/** Users in a row whose requests found no forum: the forum is down, stop. */
+export const transportFailuresToStop = 3;
 
 /**
  * The sync: select -> exclude/collide -> fetch Discourse -> diff -> apply ->
@@ -222,6 +249,35 @@ export const runSync = (
 
     const rows = yield* Ref.make<Record<string, number>>({});
     const stop = yield* Ref.make<StopReason | undefined>(undefined);
+    const stopWith = (message: string) =>
+      Ref.update(
+        stop,
+        (reason) => reason ?? { _tag: "Fatal", message } as const,
+      );
+    // Users in a row that found Discourse unreachable.
+    const transportStreak = yield* Ref.make(0);
+    const noteForumReached = Ref.set(transportStreak, 0);
+    /** One user failed with `error`: stop the run, or only this user? */
+    const noteFailure = (
+      error: { readonly _tag: string; readonly message: string },
+    ) =>
+      Effect.gen(function* () {
+        if (isFatal(error)) return yield* stopWith(error.message);
+        if (error._tag !== "DiscourseTransportError") {
+          return yield* noteForumReached;
+        }
+        const streak = yield* Ref.updateAndGet(transportStreak, (n) => n + 1);
+        // Never reached at all: discourse.url or the network is wrong.
+        if ((yield* discourse.requestsAnswered) === 0) {
+          return yield* stopWith(error.message);
+        }
+        if (streak >= transportFailuresToStop) {
+          yield* stopWith(
+            `Discourse could not be reached for ${streak} users in a row ` +
+              `(last: ${error.message})`,
+          );
+        }
+      });
     const pendingUsers = yield* Ref.make(0);
     const missingAccounts = yield* Ref.make(0);
     const considered = yield* Ref.make(0);
@@ -347,18 +403,12 @@ export const runSync = (
         ));
       }
       return syncUser(candidate).pipe(
+        Effect.tap(() => noteForumReached),
         Effect.catchAll((error) =>
           Effect.gen(function* () {
-            const discourseError = error instanceof PartialWrite
-              ? error.error
-              : error;
-            if (isFatal(discourseError)) {
-              yield* Ref.update(stop, (reason) =>
-                reason ?? {
-                  _tag: "Fatal",
-                  message: discourseError.message,
-                } as const);
-            }
+            yield* noteFailure(
+              error instanceof PartialWrite ? error.error : error,
+            );
             return simple(
               candidate,
               "ERROR",
@@ -629,13 +679,7 @@ export const runSync = (
           const error = completed.left instanceof PartialWrite
             ? completed.left.error
             : completed.left;
-          if (isFatal(error)) {
-            yield* Ref.update(
-              stop,
-              (reason) =>
-                reason ?? { _tag: "Fatal", message: error.message } as const,
-            );
-          }
+          yield* noteFailure(error);
           return simple(
             withUsername,
             "ERROR",
@@ -877,6 +921,20 @@ const identity = (candidate: Candidate) => {
 
 const noPlan: Plan = { changes: [], skipped: [] };
 
+/** The row says which written values lost control characters Moodle held. */
+const withRemovalNotes = (
+  message: string,
+  candidate: Candidate,
+  plan: Plan,
+): string => {
+  if (candidate._tag !== "User" || plan.changes.length === 0) return message;
+  const notes = removalNotes(
+    candidate.desired,
+    plan.changes.map((change) => change.field),
+  );
+  return [message, ...notes].filter((part) => part !== "").join("; ");
+};
+
 /** A row with no field changes: excluded, refused, missing, failed. */
 const simple = (
   candidate: Candidate,
@@ -897,7 +955,7 @@ const withPlan = (
     ...identity(candidate),
     action,
     status,
-    message,
+    message: withRemovalNotes(message, candidate, plan),
     fields: plan.changes.map((c) => c.field),
     before: Object.fromEntries(plan.changes.map((c) => [c.field, c.before])),
     after: Object.fromEntries(plan.changes.map((c) => [c.field, c.after])),

@@ -2,6 +2,7 @@
 // @ts-types="@types/turndown"
 import TurndownService from "turndown";
 import { DescriptionFormat, type MoodleUser } from "../moodle/schema.ts";
+import { type Cleaned, forumSafe, removalNote } from "../domain/terminal.ts";
 
 /** `settings.location`: how the country appears in Discourse's location. */
 export interface LocationRules {
@@ -14,7 +15,12 @@ export interface DesiredProfile {
   readonly location: string;
   readonly bio: string;
   readonly email: string;
+  /** Control characters taken out of Moodle's value, by field; absent: none. */
+  readonly removed?: Readonly<Partial<Record<CleanedField, number>>>;
 }
+
+/** The free-text fields whose Moodle values are cleaned for the forum. */
+export type CleanedField = "name" | "location" | "bio";
 
 const collapseWhitespace = (text: string): string =>
   text.trim().replace(/\s+/g, " ");
@@ -136,14 +142,68 @@ export function bioMarkdown(
   }
 }
 
+/** Line breaks and tabs in a one-line field read as spaces, not as removals. */
+const oneLine = (text: string): Cleaned => {
+  const cleaned = forumSafe(text.replace(/[\t\n\v\f\r]/g, " "));
+  return { text: collapseWhitespace(cleaned.text), removed: cleaned.removed };
+};
+
+/** The bio as written to Discourse: Markdown, controls out (tab, newline kept). */
+export function desiredBio(
+  description: string | undefined,
+  format: number | undefined,
+): Cleaned {
+  const cleaned = forumSafe(bioMarkdown(description, format), {
+    multiline: true,
+  });
+  return cleaned.removed === 0
+    ? cleaned
+    : { text: cleaned.text.trim(), removed: cleaned.removed };
+}
+
+/** Only the fields that lost characters. */
+export const removals = (
+  counts: Readonly<Record<CleanedField, number>>,
+): Readonly<Partial<Record<CleanedField, number>>> | undefined => {
+  const found = Object.entries(counts).filter(([, n]) => n > 0);
+  return found.length === 0 ? undefined : Object.fromEntries(found);
+};
+
+/**
+ * What a row says about characters removed from the fields it writes:
+ * "removed 2 control characters from bio".
+ */
+export const removalNotes = (
+  desired: DesiredProfile,
+  fields: ReadonlyArray<string>,
+): ReadonlyArray<string> => {
+  const removed = desired.removed;
+  if (removed === undefined) return [];
+  return fields.flatMap((field) => {
+    const count = removed[field as CleanedField];
+    return count === undefined ? [] : [removalNote(field, count)];
+  });
+};
+
 export function desiredProfile(
   user: MoodleUser,
   locationRules: LocationRules,
 ): DesiredProfile {
+  const name = oneLine(user.fullname);
+  const location = oneLine(
+    formatLocation(user.city, user.country, locationRules),
+  );
+  const bio = desiredBio(user.description, user.descriptionformat);
+  const removed = removals({
+    name: name.removed,
+    location: location.removed,
+    bio: bio.removed,
+  });
   return {
-    name: collapseWhitespace(user.fullname),
-    location: formatLocation(user.city, user.country, locationRules),
-    bio: bioMarkdown(user.description, user.descriptionformat),
+    name: name.text,
+    location: location.text,
+    bio: bio.text,
     email: (user.email ?? "").trim(),
+    ...(removed === undefined ? {} : { removed }),
   };
 }
