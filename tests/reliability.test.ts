@@ -160,6 +160,35 @@ const permanentFaults: ReadonlyArray<
     fault: { kind: "429-json", count: 1000, path: /margherita_cospe/ },
     cause: /429 \(rate limited\) after 8 retries/,
   },
+  {
+    name: "connection reset (after every retry)",
+    fault: { kind: "drop-connection", count: 1000, path: /margherita_cospe/ },
+    cause: /Could not reach Discourse .* on each of 5 attempts/,
+  },
+  {
+    name: "timeout (after every retry)",
+    fault: {
+      kind: "slow",
+      count: 1000,
+      delayMs: 1500,
+      path: /margherita_cospe/,
+    },
+    cause: /on each of 5 attempts .*timed out/,
+  },
+  {
+    name: "oversized answer (200 MB streamed, valid JSON)",
+    fault: {
+      kind: "huge-body",
+      count: 1000,
+      bytes: 200 * 1024 * 1024,
+      prefix:
+        '{"user":{"id":4,"username":"margherita_cospe","name":"M","bio_raw":"',
+      suffix: '"}}',
+      path: /^\/u\/margherita_cospe\.json$/,
+    },
+    cause:
+      /Discourse answered more than 1 MB for GET \/u\/margherita_cospe\.json/,
+  },
 ];
 
 for (const { name, fault, cause } of permanentFaults) {
@@ -188,9 +217,97 @@ for (const { name, fault, cause } of permanentFaults) {
         others(forumState(world.discourse)),
         others(expected.forum),
       );
+      if (fault.kind === "huge-body") {
+        // Reading stopped near the limit: the rest was never taken in.
+        assert.ok(
+          (fault.sent ?? 0) < 64 * 1024 * 1024,
+          `${fault.sent} bytes went out of ${fault.bytes}`,
+        );
+      }
     });
   });
 }
+
+Deno.test("transport failures for 3 users in a row stop the run (exit 3); the users before keep their rows", async () => {
+  await withWorld({}, async (world) => {
+    // email.changer, bio.filler and new.person come one after the other.
+    world.discourse.inject({
+      kind: "drop-connection",
+      count: 1000,
+      path: /^\/u\/(email\.changer|bio\.filler|new\.person)[./]/,
+    });
+    const result = await world.run(["--all", "--apply", "--concurrency", "1"]);
+    assert.equal(result.code, 3, result.stderr + result.stdout);
+    assert.match(
+      result.stdout,
+      /Discourse could not be reached for 3 users in a row/,
+    );
+    const rows = oneRowPerUser(await checkRows(world, result.stdout));
+    for (const id of [5, 6, 7]) {
+      assert.equal(rows.get(id)?.status, "ERROR", `user ${id}`);
+      assert.match(rows.get(id)?.message ?? "", /Could not reach Discourse/);
+    }
+    for (const id of [2, 3, 4]) {
+      assert.notEqual(rows.get(id)?.status, "ERROR", `user ${id}`);
+    }
+    for (const id of [8, 9, 10]) assert.ok(!rows.has(id), `user ${id}`);
+    assert.match(result.stdout, /3 users not reached/);
+  });
+});
+
+Deno.test("429s past discourse.maxTotalRateLimitWaitSeconds stop the run (exit 3), saying why; done users keep their rows", async () => {
+  await withWorld({
+    settings: { discourse: { maxTotalRateLimitWaitSeconds: 0.2 } },
+  }, async (world) => {
+    // Each 429 asks for an hour; one wait is capped at 0.05 s (fastTuning).
+    world.discourse.inject({
+      kind: "429-json",
+      count: 1000,
+      retryAfter: 3600,
+      path: /^\/u\/loc\.changer[./]/,
+    });
+    const result = await world.run(["--all", "--apply", "--concurrency", "1"]);
+    assert.equal(result.code, 3, result.stderr + result.stdout);
+    assert.match(
+      result.stdout,
+      /Stopped early \(Discourse keeps answering 429.*discourse\.maxTotalRateLimitWaitSeconds \(0\.2 s\)/,
+    );
+    const rows = oneRowPerUser(await checkRows(world, result.stdout));
+    assert.equal(rows.get(9)?.status, "ERROR");
+    assert.ok(!rows.has(10), "the user after was not reached");
+    for (const id of [2, 3, 4, 5, 6, 7, 8]) {
+      assert.ok(rows.has(id), `user ${id} kept its row`);
+    }
+    assert.match(result.stdout, /1 users not reached/);
+  });
+});
+
+Deno.test("an oversized Moodle answer is reported as one, against moodle.maxResponseMegabytes (exit 3, nothing written)", async () => {
+  await withWorld({
+    settings: { moodle: { maxResponseMegabytes: 1 } },
+  }, async (world) => {
+    const fault = {
+      kind: "huge-body",
+      count: 1000,
+      bytes: 100 * 1024 * 1024,
+      prefix: '{"users":[],"warnings":[],"x":"',
+      suffix: '"}',
+    } as const satisfies Fault;
+    const sent: Fault = { ...fault };
+    world.moodle.inject(sent);
+    const result = await world.run(["--all", "--apply"]);
+    assert.equal(result.code, 3, result.stderr + result.stdout);
+    assert.match(
+      result.stderr,
+      /Moodle at 127\.0\.0\.1:\d+ answered more than 1 MB for core_user_get_users; reading stopped there\. If the site really has that many users, raise moodle\.maxResponseMegabytes/,
+    );
+    assert.equal(world.discourse.requests.length, 0);
+    assert.ok(
+      sent.kind === "huge-body" && (sent.sent ?? 0) < 64 * 1024 * 1024,
+      "reading stopped near the limit",
+    );
+  });
+});
 
 Deno.test("a Moodle exception aborts with exit 3 before any forum write", async () => {
   await withWorld({}, async (world) => {

@@ -34,6 +34,39 @@ export type Fault =
     errorcode: string;
     message?: string;
     path?: RegExp;
+  }
+  /** A hostile or misconfigured front: a redirect to `location`. */
+  | {
+    kind: "redirect";
+    count: number;
+    status: 301 | 302 | 303 | 307 | 308;
+    location: string;
+    path?: RegExp;
+  }
+  /** Any answer, as given: error bodies echoing secrets, control characters. */
+  | {
+    kind: "answer";
+    count: number;
+    status: number;
+    body: string;
+    contentType?: string;
+    path?: RegExp;
+  }
+  /**
+   * A body of `bytes` bytes, streamed without a Content-Length: `prefix`,
+   * then `filler` repeated, then `suffix` (valid JSON if they make it so).
+   * `sent` is filled in with the bytes the client let through before it
+   * stopped reading.
+   */
+  | {
+    kind: "huge-body";
+    count: number;
+    bytes: number;
+    prefix?: string;
+    filler?: string;
+    suffix?: string;
+    sent?: number;
+    path?: RegExp;
   };
 
 /** A request handed to a double's handler. */
@@ -51,7 +84,51 @@ export interface IncomingCall {
 
 /** Answer with this to close the socket without sending anything. */
 export const DropConnection: unique symbol = Symbol("DropConnection");
-export type Answer = Response | typeof DropConnection;
+
+/** An answer written chunk by chunk, as long as the client keeps reading. */
+export class StreamedAnswer {
+  constructor(
+    readonly status: number,
+    readonly headers: Record<string, string>,
+    readonly chunks: () => Iterable<Uint8Array>,
+    /** Told how many bytes went out once writing stops. */
+    readonly onDone: (sent: number) => void,
+  ) {}
+}
+
+export type Answer = Response | typeof DropConnection | StreamedAnswer;
+
+const writeStreamed = async (
+  answer: StreamedAnswer,
+  out: http.ServerResponse,
+): Promise<void> => {
+  out.statusCode = answer.status;
+  for (const [name, value] of Object.entries(answer.headers)) {
+    out.setHeader(name, value);
+  }
+  let sent = 0;
+  let closed = false;
+  out.on("close", () => {
+    closed = true;
+  });
+  for (const chunk of answer.chunks()) {
+    if (closed || out.destroyed) break;
+    sent += chunk.byteLength;
+    if (!out.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          out.off("drain", done);
+          out.off("close", done);
+          resolve();
+        };
+        out.on("drain", done);
+        out.on("close", done);
+      });
+    }
+  }
+  if (!closed && !out.destroyed) out.end();
+  answer.onDone(sent);
+};
 
 export interface RecordingOptions {
   /** Keep request bodies in `requests` (default true). */
@@ -210,6 +287,10 @@ export const startHttpDouble = async (
         return;
       }
       if (outgoing.destroyed) return;
+      if (answer instanceof StreamedAnswer) {
+        await writeStreamed(answer, outgoing);
+        return;
+      }
       await writeAnswer(answer, outgoing);
     })().catch((error: unknown) => {
       if (outgoing.headersSent || outgoing.destroyed) return;
@@ -451,7 +532,50 @@ export const applySharedFault = async (
       return DropConnection;
     case "moodle-exception":
       return undefined;
+    case "redirect":
+      return new Response(null, {
+        status: fault.status,
+        headers: { location: fault.location },
+      });
+    case "answer":
+      return new Response(fault.body, {
+        status: fault.status,
+        headers: {
+          "content-type": fault.contentType ??
+            "application/json; charset=utf-8",
+        },
+      });
+    case "huge-body":
+      return hugeBody(fault);
   }
+};
+
+const hugeBody = (
+  fault: Extract<Fault, { kind: "huge-body" }>,
+): StreamedAnswer => {
+  const encoder = new TextEncoder();
+  const prefix = encoder.encode(fault.prefix ?? "");
+  const suffix = encoder.encode(fault.suffix ?? "");
+  const block = encoder.encode((fault.filler ?? "x").repeat(64 * 1024));
+  return new StreamedAnswer(
+    200,
+    { "content-type": "application/json; charset=utf-8" },
+    function* () {
+      yield prefix;
+      let left = fault.bytes - prefix.byteLength - suffix.byteLength;
+      while (left > 0) {
+        const chunk = left >= block.byteLength
+          ? block
+          : block.subarray(0, left);
+        left -= chunk.byteLength;
+        yield chunk;
+      }
+      yield suffix;
+    },
+    (sent) => {
+      fault.sent = (fault.sent ?? 0) + sent;
+    },
+  );
 };
 
 /** A nested value of a PHP/Rack bracket-syntax form: `a[0][b]=c`. */
