@@ -346,6 +346,89 @@ Deno.test("adversarial records through the CLI: dry-run then apply, one row each
 });
 
 // ---------------------------------------------------------------------------
+// Server text is terminal input
+
+/** What a terminal obeys rather than shows: ESC, BEL, NUL, CR, bidi overrides. */
+const terminalControls = /[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]/;
+/** What the forum must not be given: the same, newline and tab allowed in bios. */
+const forumControls = /[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]/;
+
+Deno.test("control characters and bidi overrides: stripped from what is written, said in the row, shown escaped on the console", async () => {
+  const moodleUsers = [
+    {
+      id: 2,
+      username: "ctrl.user",
+      fullname: "Ana\u0000 \u001b[31mRed\u0007",
+      email: "ctrl@uni.example",
+      city: "Ro\u202Ema\r\n",
+      country: "IT",
+      description: "line one\r\n\tline two\u001b]0;pwned\u0007\u2066x",
+      descriptionformat: 2,
+    },
+    // Not in the forum: its row shows Moodle's username as it is.
+    {
+      id: 3,
+      username: "\u202Eexe.txt",
+      fullname: "Reversed",
+      email: "rev@uni.example",
+    },
+  ];
+  const forumUsers: DiscourseScenarioUser[] = [
+    { id: 1, username: "system", email: "s@forum.example", admin: true },
+    { id: 2, username: "ctrl.user", email: "ctrl@uni.example", name: "Old" },
+  ];
+  await withWorld({ moodleUsers, forumUsers }, async (world) => {
+    // Discourse's own words with controls in them reach the console too.
+    world.discourse.inject({
+      kind: "answer",
+      count: 1,
+      status: 422,
+      body: JSON.stringify({
+        errors: ["\u001b[2J\u001b]0;owned\u0007 refused \u202Etxt.exe"],
+      }),
+      path: /^\/u\/ctrl\.user\.json$/,
+    });
+    const refused = await world.run(["--all"]);
+    assert.equal(refused.code, 1, refused.stderr + refused.stdout);
+    assert.match(
+      refused.stdout,
+      /\\x1b\[2J\\x1b\]0;owned\\x07 refused \\u202etxt\.exe/,
+    );
+
+    const dryRun = await world.run(["--all"]);
+    const applied = await world.run(["--all", "--apply"]);
+    const json = await world.run(["--all", "--json"]);
+    for (const result of [refused, dryRun, applied, json]) {
+      assert.doesNotMatch(result.stdout, terminalControls, result.stdout);
+      assert.doesNotMatch(result.stderr, terminalControls, result.stderr);
+    }
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    // The diff shows what will be written, and says what was taken out.
+    assert.match(dryRun.stdout, /name: 'Old' → 'Ana \[31mRed'/);
+    assert.match(dryRun.stdout, /removed 3 control characters from name/);
+
+    const user = world.discourse.userByUsername("ctrl.user")!;
+    assert.equal(user.name, "Ana [31mRed");
+    assert.equal(user.location, "Roma, IT");
+    assert.equal(user.bio_raw, "line one\n\tline two]0;pwnedx");
+    for (const value of [user.name, user.location, user.bio_raw]) {
+      assert.doesNotMatch(value ?? "", forumControls);
+    }
+    const applyLog = (await auditLogs(world.dir)).find((log) =>
+      log.includes("_apply_")
+    )!;
+    const { rows } = await readLog(applyLog);
+    const row = rows.find((r) => r.normalized_username === "ctrl.user")!;
+    assert.equal(row.status, "SUCCESS");
+    assert.match(json.stdout, /"original_username":"\\u202eexe\.txt"/);
+    assert.match(
+      row.message,
+      /removed 3 control characters from name; removed 1 control character from location; removed 3 control characters from bio/,
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------
 // Malformed settings
 
 const settingsKeys = [
@@ -356,6 +439,7 @@ const settingsKeys = [
   "moodle.timeoutSeconds",
   "moodle.retries",
   "moodle.retryDelaySeconds",
+  "moodle.maxResponseMegabytes",
   "discourse",
   "discourse.url",
   "discourse.apiKey",
@@ -365,6 +449,7 @@ const settingsKeys = [
   "discourse.retries",
   "discourse.retryDelaySeconds",
   "discourse.maxRateLimitWaitSeconds",
+  "discourse.maxTotalRateLimitWaitSeconds",
   "batchSize",
   "concurrency",
   "logDir",

@@ -2,6 +2,9 @@
 // on stdout, stderr or in any CSV, whether plain or URL-encoded.
 import assert from "node:assert/strict";
 import { auditLogs, type CliResult, runCli } from "./support/cli.ts";
+import { makeScrubber } from "../src/domain/secrets.ts";
+import { redirectTarget } from "../src/http/guarded.ts";
+import { startHttpDouble } from "./doubles/http.ts";
 import {
   moodleUsers,
   withWorld,
@@ -15,12 +18,19 @@ const wrongKey = "dsc-WRONG-SECRET-51+/=";
 const wrongToken = "mdl-WRONG-SECRET-77+/=";
 const secrets = [moodleSecret, discourseSecret, wrongKey, wrongToken];
 
-/** Every form a secret could take in text: as is, and URL-encoded. */
+/** Every character as a JSON `\u` escape: how a JSON body may spell it. */
+const jsonEscaped = (secret: string) =>
+  [...secret].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    .join("");
+
+/** Every form a secret could take in text: as is, URL-encoded, JSON-escaped. */
 const forms = (secret: string): string[] => [
   secret,
   encodeURIComponent(secret),
   new URLSearchParams({ s: secret }).toString().slice(2),
   encodeURI(secret),
+  JSON.stringify(secret).slice(1, -1),
+  jsonEscaped(secret),
   // Its halves too: a cut excerpt must not leave a usable part.
   secret.slice(0, 12),
   secret.slice(-12),
@@ -204,6 +214,62 @@ const cases: ReadonlyArray<Case> = [
     says: /"status":"ERROR"/,
   },
   {
+    name: "a Discourse error body with the key JSON-escaped",
+    setup: (world) =>
+      world.discourse.inject({
+        kind: "answer",
+        count: 1000,
+        status: 422,
+        // Parsed, this is the key itself: a scrub before decoding misses it.
+        body: `{"errors":["the key ${
+          jsonEscaped(discourseSecret)
+        } is not allowed here"]}`,
+        path: /^\/u\/margherita_cospe\.json$/,
+      }),
+    code: 1,
+    says: /HTTP 422: "the key \(hidden\) is not allowed here"/,
+  },
+  {
+    name: "a Discourse message with the key URL-encoded",
+    setup: (world) =>
+      world.discourse.inject({
+        kind: "answer",
+        count: 1000,
+        status: 422,
+        body: JSON.stringify({
+          errors: [
+            `see /session?api_key=${
+              encodeURIComponent(discourseSecret)
+            }&sso=${new URLSearchParams({ s: discourseSecret })}`,
+          ],
+        }),
+        path: /^\/u\/margherita_cospe\.json$/,
+      }),
+    code: 1,
+    says: /api_key=\(hidden\)/,
+  },
+  {
+    name: "a Moodle warning carrying the token",
+    setup: (world) =>
+      world.moodle.inject({
+        kind: "answer",
+        count: 1,
+        status: 200,
+        body: JSON.stringify({
+          users: [],
+          warnings: [{
+            warningcode: "echo",
+            message: `token ${moodleSecret}, encoded ${
+              encodeURIComponent(moodleSecret)
+            }`,
+          }],
+        }).replace("echo", `echo ${jsonEscaped(moodleSecret)}`),
+      }),
+    code: 0,
+    says:
+      /Moodle warning echo \(hidden\): token \(hidden\), encoded \(hidden\)/,
+  },
+  {
     name: "revert with a wrong key",
     args: ["revert", "LOG"],
     env: { DISCOURSE_API_KEY: wrongKey },
@@ -332,6 +398,170 @@ Deno.test("a settings file other users can read draws a warning (and no secret)"
     assert.match(result.stderr, /chmod 600/);
     await assertNoSecrets("readable settings", result, world.dir);
   });
+});
+
+// ---------------------------------------------------------------------------
+// Redirects: the secrets stay with the configured origin
+
+/** Another origin (another port on loopback): records whatever reaches it. */
+const withElsewhere = async (
+  body: (elsewhere: Awaited<ReturnType<typeof startHttpDouble>>) => Promise<
+    void
+  >,
+) => {
+  const elsewhere = await startHttpDouble({
+    handle: () => Promise.resolve(Response.json({ users: [], user: {} })),
+  });
+  try {
+    await body(elsewhere);
+  } finally {
+    await elsewhere.close();
+  }
+};
+
+for (const status of [301, 302, 307, 308] as const) {
+  Deno.test(`no secret leaves: Discourse answering ${status} to another origin stops the run, sending nothing there`, async () => {
+    await withElsewhere(async (elsewhere) => {
+      await withWorld({
+        moodleToken: moodleSecret,
+        discourse: { apiKey: discourseSecret },
+      }, async (world) => {
+        world.discourse.inject({
+          kind: "redirect",
+          count: 1000,
+          status,
+          location: `${elsewhere.origin}/u/stolen.json`,
+        });
+        const result = await world.run(["--all", "--apply"]);
+        assert.equal(result.code, 3, result.stderr + result.stdout);
+        const said = result.stdout + result.stderr;
+        assert.match(
+          said,
+          new RegExp(
+            `Discourse at ${world.discourse.url} answered GET \\S+ with HTTP ${status} pointing to ${elsewhere.origin}/u/stolen\\.json, another address: nothing was sent there`,
+          ),
+        );
+        assert.match(said, /A misconfigured discourse\.url is the usual cause/);
+        assert.equal(elsewhere.requests.length, 0, "nothing reached it");
+        assert.equal(
+          world.discourse.requests.filter((r) => r.method !== "GET").length,
+          0,
+        );
+        await assertNoSecrets(`redirect ${status}`, result, world.dir);
+      });
+    });
+  });
+}
+
+Deno.test("no secret leaves: Moodle answering 307 to another origin stops the run; the token is not re-posted", async () => {
+  await withElsewhere(async (elsewhere) => {
+    await withWorld({
+      moodleToken: moodleSecret,
+      discourse: { apiKey: discourseSecret },
+    }, async (world) => {
+      world.moodle.inject({
+        kind: "redirect",
+        count: 1000,
+        status: 307,
+        location: `${elsewhere.origin}/webservice/rest/server.php`,
+      });
+      const result = await world.run(["--all", "--apply"]);
+      assert.equal(result.code, 3, result.stderr + result.stdout);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `Moodle at ${world.moodle.endpoint} answered core_user_get_users with a redirect \\(HTTP 307\\) to ${elsewhere.origin}/webservice/rest/server\\.php, another address: nothing was sent there`,
+        ),
+      );
+      assert.match(result.stderr, /A misconfigured moodle\.endpoint/);
+      assert.equal(elsewhere.requests.length, 0, "the token went nowhere");
+      assert.equal(world.discourse.requests.length, 0);
+      await assertNoSecrets("moodle redirect", result, world.dir);
+    });
+  });
+});
+
+Deno.test("a same-origin redirect is followed; one that loops stops the run after 3", async () => {
+  await withWorld({ discourse: { apiKey: discourseSecret } }, async (world) => {
+    const path = "/u/margherita_cospe.json";
+    world.discourse.inject({
+      kind: "redirect",
+      count: 1,
+      status: 308,
+      location: `${path}?skip_track_visit=true`,
+      path: /^\/u\/margherita_cospe\.json$/,
+    });
+    const followed = await world.run(["--all"]);
+    assert.equal(followed.code, 0, followed.stderr + followed.stdout);
+    assert.equal(
+      world.discourse.requests.filter((r) => r.path === path).length,
+      2,
+      "the redirect and the request it pointed to",
+    );
+
+    world.discourse.inject({
+      kind: "redirect",
+      count: 1000,
+      status: 302,
+      location: `${world.discourse.url}${path}?skip_track_visit=true`,
+      path: /^\/u\/margherita_cospe\.json$/,
+    });
+    const looped = await world.run(["--all"]);
+    assert.equal(looped.code, 3, looped.stderr + looped.stdout);
+    assert.match(
+      looped.stdout + looped.stderr,
+      /kept redirecting within the site, more than 3 times/,
+    );
+  });
+});
+
+Deno.test("redirect rules: another scheme, host or port is refused; a write is never turned into a GET", () => {
+  const get = { method: "GET", url: "https://forum.example.edu/u/a.json" };
+  const refused = (
+    request: { method: string; url: string },
+    status: number,
+    location: string,
+  ) => {
+    const target = redirectTarget(request, status, location);
+    return target._tag === "Refuse" ? target.problem : "followed";
+  };
+  assert.equal(
+    refused(get, 301, "http://forum.example.edu/u/a.json"),
+    "other-origin",
+  );
+  assert.equal(
+    refused(get, 302, "https://forum.example.edu:8443/u/a.json"),
+    "other-origin",
+  );
+  assert.equal(refused(get, 307, "https://evil.example/x"), "other-origin");
+  assert.equal(refused(get, 301, "/u/b.json"), "followed");
+  assert.equal(
+    refused({ method: "PUT", url: get.url }, 302, "/u/b.json"),
+    "method-change",
+  );
+  assert.equal(
+    refused({ method: "POST", url: get.url }, 308, "/u/b.json"),
+    "followed",
+  );
+  assert.equal(refused(get, 301, "http://[bad"), "unreadable-location");
+});
+
+Deno.test("the scrubber hides a secret in every spelling a server may echo it in", () => {
+  const secret = "dsc-SECRET-93f+Key/x=";
+  const scrub = makeScrubber([secret, undefined, "ab"]);
+  const spellings = [
+    ...forms(secret).slice(0, 6),
+    // Mixed: some characters escaped, some not, in each encoding.
+    secret.replace("S", "\\u0053").replace("+", "%2b"),
+    secret.replace("-", "&#45;").replace("/", "&#x2F;"),
+    secret.replace("K", "\\x4b"),
+  ];
+  for (const spelling of spellings) {
+    const text = `before ${spelling} after`;
+    assert.equal(scrub(text), "before (hidden) after", spelling);
+  }
+  // Words shorter than a real secret are left alone, and so is text without one.
+  assert.equal(scrub("ab abc %41 \\u0041 &amp;"), "ab abc %41 \\u0041 &amp;");
 });
 
 Deno.test("secrets tally (for the README)", () => {
