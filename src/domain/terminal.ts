@@ -20,9 +20,9 @@ const escaped = (code: number) =>
     ? `\\x${code.toString(16).padStart(2, "0")}`
     : `\\u${code.toString(16).padStart(4, "0")}`;
 
-const unsafeForTerminal = new RegExp(
-  "[\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029]",
-);
+const unsafeForTerminal =
+  // deno-lint-ignore no-control-regex
+  /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
 
 /**
  * Server text as it may be shown on a console: controls, bidirectional
