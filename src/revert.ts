@@ -283,7 +283,10 @@ export interface RevertSummary {
 /** Errors after which no further user should be written. */
 const isFatal = (error: DiscourseError): boolean =>
   error._tag === "DiscourseCredentialsRejected" ||
-  error._tag === "DiscourseTransportError";
+  error._tag === "DiscourseTransportError" ||
+  // discourse.url redirects elsewhere, or 429s used up the run's waiting.
+  error._tag === "DiscourseRedirected" ||
+  error._tag === "DiscourseRateLimitBudgetSpent";
 
 interface Done {
   readonly entry: AuditEntry;
