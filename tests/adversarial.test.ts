@@ -368,6 +368,14 @@ Deno.test("control characters and bidi overrides: stripped from what is written,
       description: "line one\r\n\tline two\u001b]0;pwned\u0007\u2066x",
       descriptionformat: 2,
     },
+    // Malformed: the problem quotes Moodle's value in the row's message.
+    {
+      id: 4,
+      username: "bad.record",
+      fullname: "Bad Record",
+      email: "bad@uni.example",
+      suspended: "\u001b]0;owned\u0007no",
+    },
     // Not in the forum: its row shows Moodle's username as it is.
     {
       id: 3,
@@ -405,7 +413,8 @@ Deno.test("control characters and bidi overrides: stripped from what is written,
       assert.doesNotMatch(result.stdout, unsafeControls, result.stdout);
       assert.doesNotMatch(result.stderr, unsafeControls, result.stderr);
     }
-    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    // 1: the malformed record is an ERROR row.
+    assert.equal(applied.code, 1, applied.stderr + applied.stdout);
     // The diff shows what will be written, and says what was taken out.
     assert.match(dryRun.stdout, /name: 'Old' → 'Ana \[31mRed'/);
     assert.match(dryRun.stdout, /removed 3 control characters from name/);
@@ -422,6 +431,9 @@ Deno.test("control characters and bidi overrides: stripped from what is written,
     )!;
     const { rows } = await readLog(applyLog);
     const row = rows.find((r) => r.normalized_username === "ctrl.user")!;
+    const malformed = rows.find((r) => r.original_username === "bad.record")!;
+    assert.match(malformed.message, /\\u001b\]0;owned\\u0007no/);
+    for (const each of rows) assert.doesNotMatch(each.message, unsafeControls);
     assert.equal(row.status, "SUCCESS");
     assert.match(json.stdout, /"original_username":"\\u202eexe\.txt"/);
     assert.match(

@@ -59,6 +59,7 @@ import {
 } from "./create.ts";
 import { applyChanges, limitViolations, PartialWrite } from "./apply.ts";
 import { verifyProfile } from "./verify.ts";
+import { terminalSafe } from "../domain/terminal.ts";
 import {
   pendingOf,
   type RunSummary,
@@ -955,7 +956,8 @@ const withPlan = (
     ...identity(candidate),
     action,
     status,
-    message: withRemovalNotes(message, candidate, plan),
+    // Moodle's and Discourse's words in it: controls escaped, as on a console.
+    message: terminalSafe(withRemovalNotes(message, candidate, plan)),
     fields: plan.changes.map((c) => c.field),
     before: Object.fromEntries(plan.changes.map((c) => [c.field, c.before])),
     after: Object.fromEntries(plan.changes.map((c) => [c.field, c.after])),
