@@ -159,3 +159,22 @@ Deno.test("a missing description is an empty bio", () => {
   assert.equal(bioOf(undefined, 2), "");
   assert.equal(bioOf(undefined, undefined), "");
 });
+
+Deno.test("controls and bidi overrides never reach the forum; the count of removed characters is kept per field", () => {
+  const profile = desiredProfile(
+    user({
+      fullname: "Eve\u202E exe.txt\u0000",
+      city: "Lima\r\n",
+      country: "PE",
+      description: "one\r\ntwo\tthree\u001b[2J\u2069",
+      descriptionformat: 2,
+    }),
+    byCode,
+  );
+  assert.equal(profile.name, "Eve exe.txt");
+  assert.equal(profile.location, "Lima, PE");
+  // CRLF is a newline, tab stays: neither counts as removed.
+  assert.equal(profile.bio, "one\ntwo\tthree[2J");
+  assert.deepEqual(profile.removed, { name: 2, bio: 2 });
+  assert.equal(desiredProfile(user(), byCode).removed, undefined);
+});
