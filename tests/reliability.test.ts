@@ -278,7 +278,7 @@ Deno.test("429s past discourse.maxTotalRateLimitWaitSeconds stop the run (exit 3
     for (const id of [2, 3, 4, 5, 6, 7, 8]) {
       assert.ok(rows.has(id), `user ${id} kept its row`);
     }
-    assert.match(result.stdout, /1 users not reached/);
+    assert.match(result.stdout, /1 user not reached/);
   });
 });
 
