@@ -53,6 +53,11 @@ export interface AbsenceTally {
   readonly absent: number;
 }
 
+/** A write to one user's entry: whether the user had one. */
+type WriteOfOne = (
+  moodleId: number,
+) => Effect.Effect<boolean, StateStoreWriteError>;
+
 export interface StateStoreService {
   readonly path: string;
   readonly pair: SitePair;
@@ -78,16 +83,10 @@ export interface StateStoreService {
   readonly markFullListSeen: (
     moodleIds: Iterable<number>,
   ) => Effect.Effect<AbsenceTally, StateStoreWriteError>;
-  /** This and the next two say whether the user had an entry. */
-  readonly recordSuspended: (
-    moodleId: number,
-  ) => Effect.Effect<boolean, StateStoreWriteError>;
-  readonly clearSuspended: (
-    moodleId: number,
-  ) => Effect.Effect<boolean, StateStoreWriteError>;
-  readonly forget: (
-    moodleId: number,
-  ) => Effect.Effect<boolean, StateStoreWriteError>;
+  /** Marks the forum account as suspended by this tool (issue 14). */
+  readonly recordSuspended: WriteOfOne;
+  readonly clearSuspended: WriteOfOne;
+  readonly forget: WriteOfOne;
 }
 
 const pageSize = 2000;
