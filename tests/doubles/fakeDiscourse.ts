@@ -2055,7 +2055,13 @@ export const startFakeDiscourse = async (
   };
 
   const handle = async (call: IncomingCall): Promise<Answer> => {
-    const fault = faults.take(call.path, (f) => f.kind !== "moodle-exception");
+    const fault = faults.take(
+      call.path,
+      (f) =>
+        f.kind !== "moodle-exception" &&
+        (f.kind !== "slow" || f.method === undefined ||
+          f.method === call.method),
+    );
     if (fault) {
       const shared = await applySharedFault(fault, {
         rateLimitJson: (seconds) =>

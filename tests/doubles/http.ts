@@ -25,7 +25,14 @@ export type Fault =
   | { kind: "429-json"; count: number; retryAfter?: number; path?: RegExp }
   | { kind: "429-text"; count: number; retryAfter?: number; path?: RegExp }
   | { kind: "5xx"; count: number; status?: number; path?: RegExp }
-  | { kind: "slow"; count: number; delayMs: number; path?: RegExp }
+  | {
+    kind: "slow";
+    count: number;
+    delayMs: number;
+    path?: RegExp;
+    /** Only requests of this method: hold a PUT open, not the GET before. */
+    method?: string;
+  }
   | { kind: "malformed-json"; count: number; path?: RegExp }
   | { kind: "drop-connection"; count: number; path?: RegExp }
   | {
