@@ -232,8 +232,10 @@ export const Settings = Schema.Struct({
   }),
   batchSize: Schema.optionalWith(wholeNumber(0), { default: () => 10 }),
   concurrency: Schema.optionalWith(wholeNumber(1), { default: () => 4 }),
+  // Not the working folder: logs hold every user's email, and a folder of
+  // their own keeps them (and their journals and MACs) together.
   logDir: Schema.optionalWith(text("a directory path"), {
-    default: () => ".",
+    default: () => "logs",
   }),
   /**
    * How a Moodle user finds their forum account: by normalised username, by

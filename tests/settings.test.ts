@@ -109,7 +109,7 @@ Deno.test("a file with only the required keys gets every default", async () => {
         },
         batchSize: 10,
         concurrency: 4,
-        logDir: ".",
+        logDir: "logs",
         exclude: { usernames: [], suspended: true },
         fields: {
           name: "overwrite",
