@@ -3,10 +3,12 @@ import { Args, Command, Options, Prompt } from "@effect/cli";
 import { FetchHttpClient, FileSystem, Terminal } from "@effect/platform";
 import { Console, Duration, Effect, Layer, Option } from "effect";
 import denoJson from "../deno.json" with { type: "json" };
-import { AuditLog } from "./audit/AuditLog.ts";
+import { AuditLog, AuditLogError, type RunMode } from "./audit/AuditLog.ts";
+import { Journal } from "./audit/Journal.ts";
+import { sealScope } from "./audit/LogMac.ts";
 import { Discourse, type DiscourseOptions } from "./discourse/Discourse.ts";
 import { Moodle, type MoodleClientOptions } from "./moodle/Moodle.ts";
-import { defaultLockDir, withForumLock } from "./lock.ts";
+import { defaultLockDir, forumKey, withForumLock } from "./lock.ts";
 import {
   describeRevertSummary,
   readApplyLog,
@@ -32,6 +34,8 @@ export const version = denoJson.version;
 /** What the entry point lends the command: signals live outside Effect. */
 export interface Process {
   readonly stopRequested: Effect.Effect<boolean>;
+  /** Completes at a second signal: stop before any further write. */
+  readonly stopNow: Effect.Effect<void>;
   readonly setExitCode: (code: number) => void;
 }
 
@@ -183,6 +187,51 @@ const printError = (message: string, scrub: Scrub = (text) => text) =>
     `error: ${terminalSafe(scrub(message), { keepNewlines: true })}`,
   );
 
+/**
+ * The audit log and its journal. An apply log is sealed (`LOG.csv.mac`) for
+ * the forum and environment, so `revert` can tell it from an edited file.
+ */
+export const auditLayers = (
+  settings: Settings,
+  options: { readonly env: string; readonly mode: RunMode },
+) =>
+  Journal.layer({ forum: forumKey(settings.discourse.url) }).pipe(
+    Layer.provideMerge(AuditLog.layer({
+      dir: settings.logDir,
+      env: options.env,
+      mode: options.mode,
+      scrub: scrubberFor(settings),
+      seal: options.mode === "apply"
+        ? sealScope(
+          settings.discourse.apiKey,
+          settings.discourse.url,
+          settings.env,
+        )
+        : undefined,
+    })),
+  );
+
+/**
+ * A run that failed as a whole: exit 3. Except a log that could not even be
+ * opened: nothing was contacted, exit 2. A log that failed after the run
+ * contacted a server is exit 3, and its message says what reached the forum.
+ */
+const runFailed = (
+  proc: Process,
+  settings: Settings,
+  error: { readonly _tag: string; readonly message: string },
+) =>
+  Effect.zipRight(
+    printError(error.message, scrubberFor(settings)),
+    Effect.sync(() =>
+      proc.setExitCode(
+        error instanceof AuditLogError && error.reached === undefined
+          ? ExitCode.usage
+          : ExitCode.fatal,
+      )
+    ),
+  );
+
 /** A usage problem: said once, exit 2, nothing contacted. */
 const usage = (proc: Process, message: string) =>
   Effect.zipRight(
@@ -316,11 +365,9 @@ export const makeCommand = (proc: Process) =>
         const services = Layer.mergeAll(
           Moodle.layerWith(moodleTuning(settings)),
           Discourse.layerWith(discourseTuning(settings)),
-          AuditLog.layer({
-            dir: settings.logDir,
+          auditLayers(settings, {
             env: settings.env,
             mode: applying ? "apply" : "dryrun",
-            scrub: scrubberFor(settings),
           }),
           consoleReporter({ json: flags.json, scrub: scrubberFor(settings) }),
         ).pipe(
@@ -342,14 +389,10 @@ export const makeCommand = (proc: Process) =>
               )
             : undefined,
           stopRequested: proc.stopRequested,
+          stopNow: proc.stopNow,
         }).pipe(Effect.provide(services), Effect.either);
         if (outcome._tag === "Left") {
-          const error = outcome.left;
-          yield* printError(error.message, scrubberFor(settings));
-          proc.setExitCode(
-            error._tag === "AuditLogError" ? ExitCode.usage : ExitCode.fatal,
-          );
-          return;
+          return yield* runFailed(proc, settings, outcome.left);
         }
         const summary = outcome.right;
         if (
@@ -379,6 +422,32 @@ const revertApply = Options.boolean("apply").pipe(
     "Write the old values back. Without it the revert is a dry-run that only shows them.",
   ),
 );
+const trustEditedLog = Options.boolean("trust-edited-log").pipe(
+  Options.withDescription(
+    "With --apply: revert a log that fails its integrity check (LOG.csv.mac), after you confirm in the terminal.",
+  ),
+);
+
+/** The word the operator types to revert a log that failed its check. */
+const trustWord = "trust";
+
+/** `--trust-edited-log`: never silent, never without a person at a terminal. */
+const confirmTrust = (path: string) => (reason: string) =>
+  Effect.gen(function* () {
+    if (!process.stdin.isTTY) {
+      yield* Console.error(
+        "error: --trust-edited-log needs a terminal to confirm on; standard input is not one",
+      );
+      return false;
+    }
+    yield* Console.error(
+      `${path} failed its integrity check: ${reason}.\nReverting it writes whatever it says to the forum.`,
+    );
+    const answer = yield* Prompt.text({
+      message: `Type "${trustWord}" to revert it anyway`,
+    });
+    return answer.trim() === trustWord;
+  }).pipe(Effect.orElseSucceed(() => false));
 
 /**
  * `revert LOG.csv`: puts back the `before` values of an apply log's SUCCESS
@@ -393,6 +462,7 @@ export const makeRevertCommand = (
     {
       log: revertLog,
       apply: revertApply,
+      trustEditedLog,
       settingsFile: Options.text("settings").pipe(
         Options.withDescription(
           "Settings file (default ./settings.json): the forum's URL and API key.",
@@ -415,14 +485,38 @@ export const makeRevertCommand = (
         if (loaded._tag === "Left") {
           return yield* usage(proc, loaded.left.message);
         }
-        const log = yield* readApplyLog(flags.log).pipe(Effect.either);
-        if (log._tag === "Left") {
-          return yield* usage(proc, log.left.message);
-        }
         const settings: Settings = {
           ...loaded.right,
           logDir: Option.getOrElse(logDirFlag, () => loaded.right.logDir),
         };
+        if (flags.trustEditedLog && !flags.apply) {
+          return yield* usage(
+            proc,
+            "--trust-edited-log only matters with --apply: a dry-run reads any log",
+          );
+        }
+        const terminal = yield* Terminal.Terminal;
+        const read = yield* readApplyLog(flags.log, {
+          scope: sealScope(
+            settings.discourse.apiKey,
+            settings.discourse.url,
+            settings.env,
+          ),
+          apply: flags.apply,
+          confirmTrust: flags.trustEditedLog
+            ? (reason) =>
+              confirmTrust(flags.log)(reason).pipe(
+                Effect.provideService(Terminal.Terminal, terminal),
+              )
+            : undefined,
+        }).pipe(Effect.either);
+        if (read._tag === "Left") {
+          return yield* usage(proc, read.left.message);
+        }
+        for (const warning of read.right.warnings) {
+          yield* Console.error(`warning: ${warning}`);
+        }
+        const log = read.right;
         if (
           flags.apply &&
           Option.isNone(yield* lockForum(proc, settings, "revert --apply"))
@@ -431,31 +525,29 @@ export const makeRevertCommand = (
         }
         const services = Layer.mergeAll(
           Discourse.layerWith(discourseTuning(settings)),
-          AuditLog.layer({
-            dir: settings.logDir,
+          auditLayers(settings, {
             // Recognisable next to the sync's logs: sync_log_{env}_revert_apply_...
             env: `${settings.env}_revert`,
             mode: flags.apply ? "apply" : "dryrun",
-            scrub: scrubberFor(settings),
           }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
           Layer.provide(FetchHttpClient.layer),
         );
         const outcome = yield* runRevert({
-          log: log.right,
+          log: log.log,
           apply: flags.apply,
+          forum: forumKey(settings.discourse.url),
           stopRequested: proc.stopRequested,
+          stopNow: proc.stopNow,
         }).pipe(Effect.provide(services), Effect.either);
         if (outcome._tag === "Left") {
-          yield* printError(outcome.left.message, scrubberFor(settings));
-          proc.setExitCode(ExitCode.usage);
-          return;
+          return yield* runFailed(proc, settings, outcome.left);
         }
         for (
           const line of describeRevertSummary(
             outcome.right,
-            log.right.ignored,
+            log.log.ignored,
           )
         ) yield* Console.log(line);
         proc.setExitCode(revertExitCode(outcome.right));

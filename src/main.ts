@@ -1,6 +1,6 @@
 import process from "node:process";
 import { NodeContext } from "@effect/platform-node";
-import { Effect } from "effect";
+import { Deferred, Effect } from "effect";
 import { ValidationError } from "@effect/cli";
 import { makeCli } from "./cli.ts";
 import { releaseAllLocks } from "./lock.ts";
@@ -38,26 +38,47 @@ const hoistLogLevel = (
 const argv = [...process.argv.slice(0, 2), ...hoistLogLevel(withoutDashes)];
 
 /**
- * The first SIGINT/SIGTERM lets the users in flight finish and their rows be
- * written; a second one quits at once.
+ * The first SIGINT/SIGTERM starts no new user and lets the users in flight
+ * finish; a second one stops every user whose write is not yet sent, while
+ * writes already sent finish and get their rows. `deno task sync` delivers
+ * one Ctrl-C twice (the terminal's and the task runner's), so signals within
+ * a second of the last one taken count as that one.
  */
+const sameSignalWithinMs = 1000;
 let stopRequested = false;
+let lastSignalAt = Number.NEGATIVE_INFINITY;
+let stopNowRequested = false;
+// A Deferred, not a promise: every user in flight waits on it, and a waiter
+// that gives up must leave nothing behind.
+const stopNow = Effect.runSync(Deferred.make<void>());
 const onSignal = () => {
-  if (stopRequested) process.exit(ExitCode.interrupted);
-  stopRequested = true;
+  const now = Date.now();
+  if (now - lastSignalAt < sameSignalWithinMs) return;
+  lastSignalAt = now;
+  if (!stopRequested) {
+    stopRequested = true;
+    process.stderr.write(
+      "\nStopping: finishing the users in flight (signal again to stop before any further write)...\n",
+    );
+    return;
+  }
+  if (stopNowRequested) return;
+  stopNowRequested = true;
+  Effect.runSync(Deferred.succeed(stopNow, undefined));
   process.stderr.write(
-    "\nStopping: finishing the users in flight (signal again to quit now)...\n",
+    "\nStopping now: no further write is sent; the writes already sent finish and are logged...\n",
   );
 };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
-// process.exit skips Effect finalizers (a second signal, the end of the run):
-// the forum lock must not outlive the run, whichever way it ends.
+// process.exit skips Effect finalizers (the end of the run): the forum lock
+// must not outlive the run, whichever way it ends.
 process.on("exit", releaseAllLocks);
 
 let exitCode: number = ExitCode.ok;
 const cli = makeCli({
   stopRequested: Effect.sync(() => stopRequested),
+  stopNow: Deferred.await(stopNow),
   setExitCode: (code) => {
     exitCode = code;
   },

@@ -5,7 +5,7 @@
  * admin or a later sync) is newer than the log and is left alone.
  */
 import { FileSystem } from "@effect/platform";
-import { Console, Data, Effect, Option, Ref } from "effect";
+import { Console, Data, Effect, Either, Option, Ref } from "effect";
 import { parse } from "csv-parse/sync";
 import {
   type AuditAction,
@@ -15,6 +15,11 @@ import {
   type AuditLogError,
   type AuditStatus,
 } from "./audit/AuditLog.ts";
+import {
+  Journal,
+  recoverUnfinishedWrites,
+  unlessStoppedNow,
+} from "./audit/Journal.ts";
 import { Discourse, type DiscourseError } from "./discourse/Discourse.ts";
 import type { DiscourseUser } from "./discourse/schema.ts";
 import { describeUser } from "./report/console.ts";
@@ -23,6 +28,7 @@ import { applyChanges, PartialWrite } from "./sync/apply.ts";
 import { type FieldChange, sameValue, type SkippedField } from "./sync/diff.ts";
 import { ExitCode } from "./sync/outcome.ts";
 import { verifyProfile } from "./sync/verify.ts";
+import { checkSeal, macPath, type SealScope } from "./audit/LogMac.ts";
 
 /** The file given to `revert` is not an apply log this tool can undo. */
 export class RevertInputError extends Data.TaggedError("RevertInputError")<{
@@ -84,6 +90,20 @@ const stringRecord = (
 };
 
 /**
+ * A SUCCESS row, or an UPDATE/CREATE row with status ERROR that still lists
+ * fields: a write that went partly through (the profile, not the email),
+ * whose fields were written. A refusal before sending is action ERROR.
+ */
+const wroteSomething = (
+  action: string,
+  status: string,
+  fields: string,
+): boolean =>
+  status === "SUCCESS" ||
+  (status === "ERROR" && (action === "UPDATE" || action === "CREATE") &&
+    fields !== "");
+
+/**
  * Reads an apply log: refuses anything that is not one (another CSV, a
  * dry-run log, a revert dry-run), and returns its SUCCESS rows. Pure.
  */
@@ -134,7 +154,13 @@ export const parseApplyLog = (
     const unreadable: Array<UnreadableRow> = [];
     let ignored = 0;
     for (const { record, info } of rows) {
-      if (cell(record, "status") !== "SUCCESS") {
+      if (
+        !wroteSomething(
+          cell(record, "action"),
+          cell(record, "status"),
+          cell(record, "fields"),
+        )
+      ) {
         ignored++;
         continue;
       }
@@ -280,8 +306,11 @@ export interface RevertSummary {
   readonly interrupted: boolean;
 }
 
+/** Names a row's writes in the journal: one line of the log, one user. */
+const lineKey = (row: { readonly line: number }) => `line:${row.line}`;
+
 /** Errors after which no further user should be written. */
-const isFatal = (error: DiscourseError): boolean =>
+const isFatal = (error: { readonly _tag: string }): boolean =>
   error._tag === "DiscourseCredentialsRejected" ||
   error._tag === "DiscourseTransportError" ||
   // discourse.url redirects elsewhere, or 429s used up the run's waiting.
@@ -302,24 +331,29 @@ export const runRevert = (
   options: {
     readonly log: ApplyLog;
     readonly apply: boolean;
+    /** The forum's key (lock.ts forumKey): whose unfinished writes to check. */
+    readonly forum: string;
     readonly stopRequested?: Effect.Effect<boolean>;
+    /** Completes at a second signal: no further write starts. */
+    readonly stopNow?: Effect.Effect<void>;
   },
 ): Effect.Effect<
   RevertSummary,
-  AuditLogError,
-  Discourse | AuditLog
+  AuditLogError | DiscourseError,
+  Discourse | AuditLog | Journal | FileSystem.FileSystem
 > =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     const audit = yield* AuditLog;
+    const journal = yield* Journal;
     const counts = yield* Ref.make<Record<string, number>>({});
     const stop = yield* Ref.make<string | undefined>(undefined);
     const interrupted = yield* Ref.make(false);
     const considered = yield* Ref.make(0);
 
-    const finish = (done: Done) =>
+    const finish = (user: string, done: Done) =>
       Effect.gen(function* () {
-        const row = yield* audit.record(done.entry);
+        const row = yield* journal.record(user, done.entry);
         const key = `${done.entry.action}/${done.entry.status}`;
         yield* Ref.update(counts, (c) => ({ ...c, [key]: (c[key] ?? 0) + 1 }));
         for (
@@ -408,7 +442,44 @@ export const runRevert = (
             skipped: plan.skipped,
           } satisfies Done;
         }
-        const applied = yield* applyChanges(user.username, plan.changes);
+        const pending = entryOf(
+          target,
+          "UPDATE",
+          "DRY_RUN",
+          describe(`would put back ${fieldNames}`, plan),
+          plan.changes,
+        );
+        const written = yield* journal.write(
+          lineKey(target),
+          pending,
+          applyChanges(user.username, plan.changes),
+        ).pipe(Effect.either);
+        if (Either.isLeft(written)) {
+          const failure = written.left;
+          if (!(failure instanceof PartialWrite)) return yield* failure;
+          // What was put back is listed, with its values, so the row itself
+          // can be reverted.
+          const put = plan.changes.filter((c) =>
+            failure.written.includes(c.field)
+          );
+          if (isFatal(failure.error)) {
+            yield* Ref.update(stop, (now) => now ?? failure.error.message);
+          }
+          return {
+            entry: entryOf(
+              target,
+              "UPDATE",
+              "ERROR",
+              `${
+                failure.written.join(", ")
+              } put back, then the email change failed: ${failure.error.message}`,
+              put,
+            ),
+            changes: put,
+            skipped: plan.skipped,
+          } satisfies Done;
+        }
+        const applied = written.right;
         const mismatches = Option.match(applied.stored, {
           onNone: () => [],
           onSome: (stored) => verifyProfile(plan.changes, stored),
@@ -444,25 +515,17 @@ export const runRevert = (
           skipped: plan.skipped,
         } satisfies Done;
       }).pipe(
-        Effect.catchAll((failure) =>
+        Effect.catchAll((error) =>
           Effect.gen(function* () {
-            const error = failure instanceof PartialWrite
-              ? failure.error
-              : failure;
+            if (error._tag === "AuditLogError") return yield* error;
+            if (error._tag === "StoppedBeforeWrite") {
+              return stoppedRow(target, error.message);
+            }
             if (isFatal(error)) {
               yield* Ref.update(stop, (now) => now ?? error.message);
             }
             return {
-              entry: entryOf(
-                target,
-                "ERROR",
-                "ERROR",
-                failure instanceof PartialWrite
-                  ? `${
-                    failure.written.join(", ")
-                  } put back, then the email change failed: ${error.message}`
-                  : error.message,
-              ),
+              entry: entryOf(target, "ERROR", "ERROR", error.message),
               changes: [],
               skipped: [],
             } satisfies Done;
@@ -484,9 +547,23 @@ export const runRevert = (
         ),
       );
 
+    const stoppedRow = (target: RevertTarget, message: string): Done => ({
+      entry: entryOf(target, "UPDATE", "SKIPPED", message),
+      changes: [],
+      skipped: [],
+    });
+
+    if (options.apply) {
+      for (const entry of yield* recoverUnfinishedWrites(options.forum)) {
+        yield* Console.error(
+          `warning: ${entry.normalizedUsername} ${entry.action}/${entry.status}: ${entry.message}`,
+        );
+      }
+    }
+
     for (const row of options.log.unreadable) {
       yield* Ref.update(considered, (n) => n + 1);
-      yield* finish({
+      yield* finish(lineKey(row), {
         entry: entryOf(
           row,
           "ERROR",
@@ -508,7 +585,18 @@ export const runRevert = (
             return;
           }
           yield* Ref.update(considered, (n) => n + 1);
-          yield* finish(yield* revertOne(target));
+          yield* finish(
+            lineKey(target),
+            yield* unlessStoppedNow(revertOne(target), {
+              key: lineKey(target),
+              stopNow: options.stopNow,
+              stopped: () =>
+                stoppedRow(
+                  target,
+                  "not put back: the revert was told to stop now (a second signal) before this row's write was sent",
+                ),
+            }),
+          );
         }),
       { concurrency: 1, discard: true },
     );
@@ -563,13 +651,37 @@ export const revertExitCode = (summary: RevertSummary): number =>
     ? ExitCode.failures
     : ExitCode.ok;
 
-/** Reads the log file named on the command line. */
+/** How `revert` treats the log's MAC (`LOG.csv.mac`). */
+export interface SealCheck {
+  readonly scope: SealScope;
+  /** `--apply`: a log that fails its check is refused unless trusted. */
+  readonly apply: boolean;
+  /**
+   * `--trust-edited-log`: asks the operator to confirm in the terminal;
+   * undefined when the flag was not given.
+   */
+  readonly confirmTrust:
+    | ((reason: string) => Effect.Effect<boolean>)
+    | undefined;
+}
+
+/**
+ * Reads the log file named on the command line. Under `--apply` only bytes
+ * this tool wrote and sealed for this forum and environment are reverted;
+ * `warnings` says what the operator should know (a dry-run of an unsealed
+ * log, rows appended after the last MAC).
+ */
 export const readApplyLog = (
   path: string,
-): Effect.Effect<ApplyLog, RevertInputError, FileSystem.FileSystem> =>
+  check: SealCheck,
+): Effect.Effect<
+  { readonly log: ApplyLog; readonly warnings: ReadonlyArray<string> },
+  RevertInputError,
+  FileSystem.FileSystem
+> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem;
-    const text = yield* fs.readFileString(path).pipe(
+    const bytes = yield* fs.readFile(path).pipe(
       Effect.mapError((error) =>
         new RevertInputError({
           path,
@@ -579,5 +691,48 @@ export const readApplyLog = (
         })
       ),
     );
-    return yield* parseApplyLog(path, text);
+    const decoder = new TextDecoder();
+    const macText = yield* fs.readFileString(macPath(path)).pipe(
+      Effect.map(Option.some),
+      Effect.orElseSucceed(() => Option.none<string>()),
+    );
+    const seal = checkSeal(bytes, Option.getOrUndefined(macText), check.scope);
+    if (Either.isRight(seal)) {
+      // Only the sealed rows: a row cut by a kill or a full disk is after them.
+      const log = yield* parseApplyLog(path, decoder.decode(seal.right.sealed));
+      return {
+        log,
+        warnings: seal.right.unsealedBytes === 0 ? [] : [
+          `the last ${seal.right.unsealedBytes} bytes of ${path} were appended after its last MAC (a run stopped mid-row): only the rows before them are reverted`,
+        ],
+      };
+    }
+    // What the file is comes first: a dry-run log has no MAC to speak of.
+    const whole = yield* parseApplyLog(path, decoder.decode(bytes));
+    const reason = seal.left;
+    if (!check.apply) {
+      return {
+        log: whole,
+        warnings: [`revert --apply will refuse ${path}: ${reason}`],
+      };
+    }
+    if (check.confirmTrust === undefined) {
+      return yield* new RevertInputError({
+        path,
+        reason:
+          `${reason}. Revert writes whatever the log says, so it only takes a log this tool wrote for this forum. If you have checked this file line by line, --trust-edited-log reverts it after you confirm in a terminal`,
+      });
+    }
+    if (!(yield* check.confirmTrust(reason))) {
+      return yield* new RevertInputError({
+        path,
+        reason: `${reason}; --trust-edited-log was not confirmed`,
+      });
+    }
+    return {
+      log: whole,
+      warnings: [
+        `${path} failed its integrity check and is reverted on the operator's word: ${reason}`,
+      ],
+    };
   });

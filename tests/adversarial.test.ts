@@ -8,8 +8,7 @@ import { FetchHttpClient } from "@effect/platform";
 import { NodeContext } from "@effect/platform-node";
 import { Effect, Either, Exit, Layer } from "effect";
 import { parse } from "csv-parse/sync";
-import { AuditLog } from "../src/audit/AuditLog.ts";
-import { discourseTuning, moodleTuning } from "../src/cli.ts";
+import { auditLayers, discourseTuning, moodleTuning } from "../src/cli.ts";
 import { Discourse } from "../src/discourse/Discourse.ts";
 import { Moodle } from "../src/moodle/Moodle.ts";
 import { Reporter } from "../src/report/Reporter.ts";
@@ -247,7 +246,7 @@ const runInProcess = async (
     const services = Layer.mergeAll(
       Moodle.layerWith(moodleTuning(settings)),
       Discourse.layerWith(discourseTuning(settings)),
-      AuditLog.layer({ dir, env: "adv", mode: "apply" }),
+      auditLayers(settings, { env: "adv", mode: "apply" }),
       silentReporter,
     ).pipe(
       Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),

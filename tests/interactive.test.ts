@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
+import { startInTerminal } from "./support/terminal.ts";
 import { byMoodleId, lastLog, withWorld } from "./support/world.ts";
 
-const mainModule = new URL("../src/main.ts", import.meta.url).pathname;
 /** Longer than a console line: its end is cut with "…" until asked for. */
 const adaBio =
   "Mathematician and writer, known for her work on the Analytical Engine.\n" +
@@ -10,10 +10,7 @@ const adaBio =
 const down = "\x1b[B";
 const enter = "\r";
 
-/**
- * `--interactive` needs a terminal: `script` gives the CLI a pseudo-terminal,
- * and the test answers its prompts as a person would, key by key.
- */
+/** `--interactive` needs a terminal: the test is its operator. */
 Deno.test("--interactive shows long changes whole on request, applies what the operator accepts, skips what they skip, and quits", async () => {
   await withWorld({
     moodleUsers: [
@@ -35,45 +32,19 @@ Deno.test("--interactive shows long changes whole on request, applies what the o
       discourseUser(5, "dan", {}),
     ],
   }, async (world) => {
-    const command = [
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      mainModule,
-      "--settings",
-      world.settingsPath,
-      "--all",
-      "--interactive",
-    ].join(" ");
-    const child = new Deno.Command("script", {
-      args: ["-qec", command, "/dev/null"],
-      cwd: new URL("..", import.meta.url).pathname,
-      env: { ...world.env, NO_COLOR: "1", TERM: "xterm" },
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // A prompt that never comes must fail the test, not hang the suite.
-    const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    const keys = child.stdin.getWriter();
-    let screen = "";
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stdout) screen += decoder.decode(chunk);
-    })();
+    const session = startInTerminal(
+      ["--settings", world.settingsPath, "--all", "--interactive"],
+      world.env,
+    );
     /** Waits until `text` appears after `from` on the screen; its end. */
     const waitFor = async (text: string, from = 0) => {
-      for (let i = 0; i < 400 && !screen.includes(text, from); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const at = screen.indexOf(text, from);
-      assert.ok(at >= 0, `never shown: ${text}\n${screen}`);
-      return at + text.length;
+      await session.waitFor(text, (screen) => screen.includes(text, from));
+      return session.screen().indexOf(text, from) + text.length;
     };
-    const type = (typed: string) => keys.write(new TextEncoder().encode(typed));
+    const type = session.type;
     const adaPrompt = await waitFor("Apply these changes to ada?");
     // The bio is cut on the first view...
-    assert.ok(!screen.slice(0, adaPrompt).includes("the very end"));
+    assert.ok(!session.screen().slice(0, adaPrompt).includes("the very end"));
     await type(down + down + down + enter); // show full changes
     // ...then shown whole, before the same question is asked again.
     const full = await waitFor("+ Last line: the very end of Ada's bio.");
@@ -83,11 +54,7 @@ Deno.test("--interactive shows long changes whole on request, applies what the o
     await type(down + enter); // bob: skip
     await waitFor("Apply these changes to cyd?");
     await type(down + down + down + down + enter); // cyd: quit
-    await keys.close();
-    const status = await child.status;
-    clearTimeout(watchdog);
-    await reading;
-    await child.stderr.cancel();
+    const { code, screen } = await session.finish();
 
     assert.equal(world.discourse.userByUsername("ada")?.location, "Paris, FR");
     assert.equal(world.discourse.userByUsername("bob")?.location ?? "", "");
@@ -107,6 +74,6 @@ Deno.test("--interactive shows long changes whole on request, applies what the o
     // The progress bar gives a rate and the time left.
     assert.match(screen, /\d+ users\/min, about \d+ (s|min) left/);
     // Quitting is the operator's choice, not a failure.
-    assert.equal(status.code, 0);
+    assert.equal(code, 0);
   });
 });

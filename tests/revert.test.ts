@@ -10,6 +10,7 @@ import {
   writes,
 } from "./support/reliability.ts";
 import { acquireLock } from "../src/lock.ts";
+import { startInTerminal } from "./support/terminal.ts";
 
 const applyLog = async (world: World) => {
   const result = await world.run(["--all", "--apply"]);
@@ -178,5 +179,114 @@ Deno.test("revert --apply takes the forum's lock; its dry-run does not", async (
     } finally {
       held.release();
     }
+  });
+});
+
+/** The apply log with jose's `before` name changed, same length: a valid CSV. */
+const forgeLog = async (path: string) => {
+  const text = await Deno.readTextFile(path);
+  assert.ok(text.includes('""name"":""Jose Nunez""'));
+  await Deno.writeTextFile(
+    path,
+    text.replace('""name"":""Jose Nunez""', '""name"":""Evil Nunez""'),
+  );
+};
+
+Deno.test("revert --apply refuses an edited log, a log without its MAC, and another forum's or environment's log, writing nothing", async () => {
+  await withWorld({}, async (world) => {
+    const log = await applyLog(world);
+    const mac = `${log}.mac`;
+    const sealed = await Deno.readTextFile(mac);
+    const writesBefore = writes(world.discourse).length;
+
+    const otherEnv = await world.run(["revert", log, "--apply"], {
+      ENV: "staging",
+    });
+    assert.equal(otherEnv.code, 2, otherEnv.stderr);
+    assert.match(otherEnv.stderr, /written for the forum .*\(env "test"\)/);
+
+    const otherForum = await world.run(["revert", log, "--apply"], {
+      DISCOURSE_URL: world.discourse.url.replace("127.0.0.1", "localhost"),
+    });
+    assert.equal(otherForum.code, 2, otherForum.stderr);
+    assert.match(
+      otherForum.stderr,
+      /written for the forum http:\/\/127\.0\.0\.1/,
+    );
+
+    const otherKey = await world.run(["revert", log, "--apply"], {
+      DISCOURSE_API_KEY: "another-key-of-another-forum",
+    });
+    assert.equal(otherKey.code, 2, otherKey.stderr);
+    assert.match(otherKey.stderr, /another Discourse API key/);
+
+    await Deno.remove(mac);
+    const unsealed = await world.run(["revert", log, "--apply"]);
+    assert.equal(unsealed.code, 2, unsealed.stderr);
+    assert.match(unsealed.stderr, /no MAC file/);
+    await Deno.writeTextFile(mac, sealed);
+
+    await forgeLog(log);
+    const forged = await world.run(["revert", log, "--apply"]);
+    assert.equal(forged.code, 2, forged.stderr);
+    assert.match(forged.stderr, /not byte-for-byte what this tool wrote/);
+    // The override needs a person at a terminal: never from a script.
+    const trusted = await world.run([
+      "revert",
+      log,
+      "--apply",
+      "--trust-edited-log",
+    ]);
+    assert.equal(trusted.code, 2, trusted.stderr);
+    assert.match(trusted.stderr, /needs a terminal/);
+    // A dry-run reads it, and says --apply will refuse it.
+    const dry = await world.run(["revert", log]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stderr, /revert --apply will refuse/);
+
+    assert.equal(writes(world.discourse).length, writesBefore);
+    assert.equal(
+      world.discourse.userByUsername("jose.nunez")?.name,
+      "José Núñez",
+    );
+  });
+});
+
+Deno.test("--trust-edited-log reverts an edited log only after the operator types the confirmation in a terminal", async () => {
+  await withWorld({}, async (world) => {
+    const log = await applyLog(world);
+    await forgeLog(log);
+    const session = async (typed: string) => {
+      const terminal = startInTerminal(
+        [
+          "--settings",
+          world.settingsPath,
+          "revert",
+          log,
+          "--apply",
+          "--trust-edited-log",
+        ],
+        world.env,
+      );
+      await terminal.waitFor(
+        "the confirmation prompt",
+        (screen) => screen.includes("to revert it anyway"),
+      );
+      assert.match(terminal.screen(), /failed its integrity check/);
+      await terminal.type(`${typed}\r`);
+      return await terminal.finish();
+    };
+    const writesBefore = writes(world.discourse).length;
+    const declined = await session("no");
+    assert.equal(declined.code, 2, declined.screen);
+    assert.equal(writes(world.discourse).length, writesBefore);
+
+    const confirmed = await session("trust");
+    assert.equal(confirmed.code, 0, confirmed.screen);
+    // What the edited log said is what was written: the operator vouched.
+    assert.equal(
+      world.discourse.userByUsername("jose.nunez")?.name,
+      "Evil Nunez",
+    );
   });
 });

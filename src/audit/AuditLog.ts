@@ -1,6 +1,7 @@
 import { FileSystem } from "@effect/platform";
 import { Context, Data, Effect, Layer } from "effect";
 import { stringify } from "csv-stringify/sync";
+import { macPath, RunningSeal, type SealScope } from "./LogMac.ts";
 
 /** The columns of the audit log, in order. One place decides them. */
 export const auditColumns = [
@@ -55,10 +56,17 @@ export type RunMode = "dryrun" | "apply";
 export class AuditLogError extends Data.TaggedError("AuditLogError")<{
   readonly path: string;
   readonly reason: string;
+  /**
+   * Set once the run has contacted a server: what reached the forum without
+   * its row. Absent: the log could not even be opened, nothing was contacted.
+   */
+  readonly reached?: string;
 }> {
   override get message() {
-    return `Cannot write the audit log ${this.path}: ${this.reason}. ` +
-      "Check that logDir (or --log-dir) names a folder this user can write to.";
+    const base = `Cannot write the audit log ${this.path}: ${this.reason}.`;
+    return this.reached === undefined
+      ? `${base} Check that logDir (or --log-dir) names a folder this user can write to.`
+      : `${base} The run stopped there. ${this.reached}`;
   }
 }
 
@@ -135,6 +143,8 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
       readonly now?: () => Date;
       /** Hides the run's secrets in every cell. */
       readonly scrub?: (text: string) => string;
+      /** Keeps `LOG.csv.mac` up to date after every row, for `revert`. */
+      readonly seal?: SealScope;
     },
   ) =>
     Layer.scoped(
@@ -147,9 +157,8 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
             path,
             reason: error instanceof Error ? error.message : String(error),
           });
-        yield* fs.makeDirectory(options.dir, { recursive: true }).pipe(
-          Effect.mapError(fail(options.dir)),
-        );
+        yield* fs.makeDirectory(options.dir, { recursive: true, mode: 0o700 })
+          .pipe(Effect.mapError(fail(options.dir)));
         const file = yield* openFresh(
           fs,
           options.dir,
@@ -158,10 +167,29 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
           now(),
         );
         const encoder = new TextEncoder();
-        const writeLine = (line: string) =>
-          file.handle.writeAll(encoder.encode(line)).pipe(
+        const seal = options.seal && new RunningSeal(options.seal);
+        const writeLine = (line: string) => {
+          const bytes = encoder.encode(line);
+          const written = file.handle.writeAll(bytes).pipe(
             Effect.mapError(fail(file.path)),
           );
+          if (!seal) return written;
+          // A sealed row is on disk before its MAC says so: a killed run
+          // leaves a log whose sealed prefix still verifies.
+          return written.pipe(
+            Effect.zipRight(
+              file.handle.sync.pipe(Effect.mapError(fail(file.path))),
+            ),
+            Effect.zipRight(Effect.sync(() => seal.add(bytes))),
+            Effect.zipRight(
+              Effect.suspend(() =>
+                replaceFile(fs, macPath(file.path), seal.text())
+              ).pipe(
+                Effect.mapError(fail(macPath(file.path))),
+              ),
+            ),
+          );
+        };
         yield* writeLine(csvLine(auditColumns));
         // Rows from concurrent users must not interleave mid-line.
         const lock = yield* Effect.makeSemaphore(1);
@@ -198,7 +226,8 @@ const openFresh = (
       const path = `${dir.replace(/\/+$/, "")}/${base}${
         attempt === 1 ? "" : `_${attempt}`
       }.csv`;
-      const opened = yield* fs.open(path, { flag: "wx" }).pipe(
+      // 600: the log holds every user's email.
+      const opened = yield* fs.open(path, { flag: "wx", mode: 0o600 }).pipe(
         Effect.map((handle) => ({ path, handle })),
         Effect.catchIf(
           (error) =>
@@ -212,4 +241,23 @@ const openFresh = (
       );
       if (opened) return opened;
     }
+  });
+
+/**
+ * Writes `path` through a temporary file and a rename, so a reader (or a
+ * run killed mid-write) sees the old content or the new, never half.
+ */
+export const replaceFile = (
+  fs: FileSystem.FileSystem,
+  path: string,
+  text: string,
+) =>
+  Effect.gen(function* () {
+    const temporary = `${path}.tmp`;
+    yield* Effect.scoped(Effect.gen(function* () {
+      const file = yield* fs.open(temporary, { flag: "w", mode: 0o600 });
+      yield* file.writeAll(new TextEncoder().encode(text));
+      yield* file.sync;
+    }));
+    yield* fs.rename(temporary, path);
   });

@@ -1,0 +1,391 @@
+// No write without its record: the write-ahead journal, a full disk, a
+// crash with a write on the wire, partial writes, a second signal, and the
+// files' permissions. Each through the CLI, against the doubles.
+import assert from "node:assert/strict";
+import { auditLogs, readLog, runCli } from "./support/cli.ts";
+import {
+  forumState,
+  waitUntil,
+  withWorld,
+  type World,
+  writes,
+} from "./support/reliability.ts";
+
+/** Rows of the newest log in `dir` (the world's folder by default). */
+const newestLog = async (dir: string) => {
+  const logs = await auditLogs(dir);
+  assert.ok(logs.length > 0, `no audit log in ${dir}`);
+  const path = logs[logs.length - 1];
+  return { path, ...(await readLog(path)) };
+};
+
+const modeOf = async (path: string) => (await Deno.stat(path)).mode! & 0o777;
+
+/** Journals left in `dir`. */
+const journals = (dir: string): string[] =>
+  [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".journal")).map((
+    e,
+  ) => e.name);
+
+const exists = async (path: string) => {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** The forum's answers wait; the client must not give up on a held write. */
+const patient = { discourse: { requestsPerMinute: 300, timeoutSeconds: 30 } };
+
+const holdPut = (world: World, username: string, delayMs: number) =>
+  world.discourse.inject({
+    kind: "slow",
+    count: 1,
+    delayMs,
+    method: "PUT",
+    path: new RegExp(`^/u/${username.replace(".", "\\.")}\\.json$`),
+  });
+
+const putArrived = (world: World, username: string) => () =>
+  writes(world.discourse).some((r) => r.path === `/u/${username}.json`);
+
+Deno.test("kill -9 with a write on the wire: its intent was on disk first, and the next run checks it against the forum and logs it before writing", async () => {
+  await withWorld({ settings: patient }, async (world) => {
+    holdPut(world, "bio.filler", 1500);
+    const run = world.spawn(["--all", "--apply", "--concurrency", "1"]);
+    await waitUntil("the held write", putArrived(world, "bio.filler"));
+    run.kill("SIGKILL");
+    await run.done;
+
+    const killed = await newestLog(world.dir);
+    assert.ok(
+      !killed.rows.some((r) => r.normalized_username === "bio.filler"),
+      "the killed run had no time to log bio.filler",
+    );
+    const journal = `${killed.path}.journal`;
+    assert.equal(await modeOf(journal), 0o600);
+    const intents = (await Deno.readTextFile(journal)).trim().split("\n")
+      .map((line) => JSON.parse(line));
+    const open = intents.filter((line) =>
+      "intent" in line &&
+      !intents.some((other) => other.done === line.intent)
+    );
+    assert.equal(open.length, 1, JSON.stringify(intents));
+    assert.equal(open[0].entry.normalizedUsername, "bio.filler");
+    assert.deepEqual(open[0].entry.before, { bio: "" });
+    assert.deepEqual(open[0].entry.fields, ["bio"]);
+
+    // The forum finishes the write it was holding, as a real one would.
+    await waitUntil(
+      "the held write to land",
+      () =>
+        (world.discourse.userByUsername("bio.filler")?.bio_raw ?? "") !== "",
+    );
+    const landed = world.discourse.userByUsername("bio.filler")!.bio_raw;
+
+    const next = await world.run(["--all", "--apply"]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, /bio\.filler UPDATE\/SUCCESS: recovered from/);
+    const { path, rows } = await newestLog(world.dir);
+    assert.notEqual(path, killed.path);
+    // Logged first, before this run's own users.
+    const [recovered] = rows;
+    assert.equal(recovered.normalized_username, "bio.filler");
+    assert.equal(`${recovered.action}/${recovered.status}`, "UPDATE/SUCCESS");
+    assert.match(recovered.message, /\.journal: that run stopped.*holds bio/);
+    assert.equal(recovered.fields, "bio");
+    assert.deepEqual(JSON.parse(recovered.before), { bio: "" });
+    assert.deepEqual(JSON.parse(recovered.after), { bio: landed });
+    assert.equal(await exists(journal), false, "the journal was retired");
+    assert.deepEqual(journals(world.dir), []);
+
+    // The killed run's log still verifies up to its last row, even with a
+    // row cut in half after it; the recovered row can be undone like any other.
+    const dry = await world.run(["revert", killed.path]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.doesNotMatch(dry.stderr, /will refuse/);
+    await Deno.writeTextFile(killed.path, '2026-12-01T02:00:00,"half a r', {
+      append: true,
+    });
+    const cut = await world.run(["revert", killed.path]);
+    assert.equal(cut.code, 0, cut.stderr);
+    assert.match(cut.stderr, /appended after its last MAC/);
+    const undo = await world.run(["revert", path, "--apply"]);
+    assert.equal(undo.code, 0, undo.stderr);
+    assert.equal(
+      world.discourse.userByUsername("bio.filler")!.bio_raw ?? "",
+      "",
+    );
+  });
+});
+
+Deno.test("kill -9 before the held write lands: the next run finds it never arrived, says so, and writes the user afresh", async () => {
+  await withWorld({ settings: patient }, async (world) => {
+    // Held far longer than the test: it never lands while the test runs.
+    holdPut(world, "bio.filler", 120_000);
+    const run = world.spawn(["--all", "--apply", "--concurrency", "1"]);
+    await waitUntil("the held write", putArrived(world, "bio.filler"));
+    run.kill("SIGKILL");
+    await run.done;
+    const next = await world.run(["--all", "--apply"]);
+    assert.equal(next.code, 0, next.stderr);
+    const { rows } = await newestLog(world.dir);
+    const [recovered, ...own] = rows;
+    assert.equal(recovered.normalized_username, "bio.filler");
+    assert.equal(`${recovered.action}/${recovered.status}`, "UPDATE/SKIPPED");
+    assert.match(recovered.message, /holds none of it, so it never arrived/);
+    assert.equal(recovered.fields, "");
+    const again = own.find((r) => r.normalized_username === "bio.filler");
+    assert.equal(again?.status, "SUCCESS");
+  });
+});
+
+Deno.test("profile written, email change refused: the row lists the fields written with their before values, and revert puts them back", async () => {
+  await withWorld({}, async (world) => {
+    world.discourse.inject({
+      kind: "5xx",
+      count: 1000,
+      status: 500,
+      path: /^\/u\/all\.fields\/preferences\/email\.json$/,
+    });
+    const result = await world.run(["--all", "--apply"]);
+    assert.equal(result.code, 1, result.stderr);
+    const { path, rows } = await newestLog(world.dir);
+    const row = rows.find((r) => r.normalized_username === "all.fields")!;
+    assert.equal(`${row.action}/${row.status}`, "UPDATE/ERROR");
+    assert.match(row.message, /name, location, bio written, then the email/);
+    assert.equal(row.fields, "name;location;bio");
+    assert.deepEqual(JSON.parse(row.before), {
+      name: "Some Fields",
+      location: "Guayaquil",
+      bio: "Old bio",
+    });
+    const user = world.discourse.userByUsername("all.fields")!;
+    assert.equal(user.name, "All Fields");
+
+    const undo = await world.run(["revert", path, "--apply"]);
+    assert.equal(undo.code, 0, undo.stderr);
+    assert.equal(user.name, "Some Fields");
+    assert.equal(user.location, "Guayaquil");
+    assert.equal(user.bio_raw, "Old bio");
+  });
+});
+
+/** A tmpfs of `bytes` at `dir`, or why the platform does not allow one. */
+const mountTmpfs = (dir: string, bytes: number): string | undefined => {
+  try {
+    const out = new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir],
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    return out.success ? undefined : new TextDecoder().decode(out.stderr);
+  } catch (error) {
+    return String(error);
+  }
+};
+
+const tmpfsRefusal = (() => {
+  const probe = Deno.makeTempDirSync({ prefix: "sync-tmpfs-probe-" });
+  const refusal = mountTmpfs(probe, 64 * 1024);
+  if (refusal === undefined) {
+    new Deno.Command("umount", { args: [probe] }).outputSync();
+  }
+  Deno.removeSync(probe, { recursive: true });
+  return refusal;
+})();
+if (tmpfsRefusal !== undefined) {
+  console.warn(
+    `skipping the full-disk test: this platform does not let the tests mount a tmpfs (${tmpfsRefusal.trim()}); run them as root on Linux to include it`,
+  );
+}
+
+/** How often the disk filled after a forum write: the case that matters. */
+let fullAfterWrite = 0;
+
+Deno.test({
+  name:
+    "a disk that fills mid-run: exit 3 saying what reached the forum, never exit 2 after contact; every write sent is logged, at the latest by the next run",
+  ignore: tmpfsRefusal !== undefined,
+  fn: async () => {
+    const page = 4096;
+    // Free space from one page (the log cannot even open) to several (the
+    // disk fills between a write and its row, or not at all).
+    for (let freePages = 1; freePages <= 4; freePages++) {
+      await withWorld({}, async (world) => {
+        const logDir = `${world.dir}/small`;
+        await Deno.mkdir(logDir);
+        assert.equal(mountTmpfs(logDir, 16 * page), undefined);
+        try {
+          const filler = `${logDir}/filler`;
+          await Deno.writeFile(filler, new Uint8Array((16 - freePages) * page));
+          // One user at a time: each fill level fails at the same point.
+          const result = await world.run([
+            "--all",
+            "--apply",
+            "--concurrency",
+            "1",
+            "--log-dir",
+            logDir,
+          ]);
+          const contacted = world.moodle.requestCount() +
+            world.discourse.requests.length;
+          const sent = new Set(
+            writes(world.discourse).map((r) =>
+              decodeURIComponent(r.path.split("/")[2].replace(/\.json$/, ""))
+            ),
+          );
+          if (result.code === 2) {
+            assert.equal(contacted, 0, "exit 2 promises nothing contacted");
+            assert.match(result.stderr, /Cannot write the audit log/);
+          } else if (result.code === 3) {
+            assert.match(
+              result.stderr,
+              /Cannot write the audit log .*The run stopped there\. (Not logged: |Nothing was sent for )/,
+            );
+            if (/Not logged: \S+ .*UPDATE\/SUCCESS/.test(result.stderr)) {
+              fullAfterWrite++;
+            }
+          } else {
+            assert.equal(result.code, 0, result.stderr);
+          }
+          const [first] = await auditLogs(logDir);
+          // What the first run's log holds, as far as its MAC vouches for it.
+          const logged = new Set<string>();
+          if (first && await exists(`${first}.mac`)) {
+            const seal = JSON.parse(await Deno.readTextFile(`${first}.mac`));
+            const bytes = (await Deno.readFile(first)).subarray(0, seal.bytes);
+            const sealed = `${first}.sealed`;
+            await Deno.remove(filler);
+            await Deno.writeFile(sealed, bytes);
+            const { rows } = await readLog(sealed);
+            await Deno.remove(sealed);
+            for (const row of rows) {
+              if (row.fields !== "") logged.add(row.normalized_username);
+            }
+          } else {
+            await Deno.remove(filler);
+          }
+          // Room again: the next run recovers what the first could not log.
+          const next = await world.run([
+            "--all",
+            "--apply",
+            "--log-dir",
+            logDir,
+          ]);
+          assert.equal(next.code, 0, next.stderr);
+          const { rows } = await newestLog(logDir);
+          for (const row of rows) {
+            if (/^recovered from /.test(row.message) && row.fields !== "") {
+              logged.add(row.normalized_username);
+            }
+          }
+          for (const username of sent) {
+            assert.ok(
+              logged.has(username),
+              `${freePages} free pages: ${username} was written but no row says so`,
+            );
+          }
+          assert.deepEqual(journals(logDir), []);
+        } finally {
+          await new Deno.Command("umount", { args: [logDir] }).output();
+        }
+      });
+    }
+    assert.ok(fullAfterWrite > 0, "no fill level hit a write before its row");
+  },
+});
+
+Deno.test("two signals within a second are one: the users in flight finish with their rows", async () => {
+  await withWorld({ settings: patient }, async (world) => {
+    holdPut(world, "bio.filler", 2500);
+    const run = world.spawn(["--all", "--apply", "--concurrency", "2"]);
+    await waitUntil("the held write", putArrived(world, "bio.filler"));
+    // What `deno task sync` delivers for one Ctrl-C: the terminal's signal,
+    // then the task runner's, a moment apart (sent at once, the kernel
+    // would merge them into one).
+    run.kill("SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    run.kill("SIGINT");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr + result.stdout);
+    assert.doesNotMatch(result.stderr, /Stopping now/);
+    const { rows } = await newestLog(world.dir);
+    const row = rows.find((r) => r.normalized_username === "bio.filler");
+    assert.equal(row?.status, "SUCCESS");
+    assert.ok(!rows.some((r) => /stop now/.test(r.message)));
+  });
+});
+
+Deno.test("a second signal drops users whose write is not sent, finishes the rows of writes already sent, then exits 130", async () => {
+  const expected = await (async () => {
+    let forum: ReturnType<typeof forumState> = [];
+    await withWorld({}, async (world) => {
+      assert.equal((await world.run(["--all", "--apply"])).code, 0);
+      forum = forumState(world.discourse);
+    });
+    return new Map(forum.map((u) => [u.username, u]));
+  })();
+  await withWorld({ settings: patient }, async (world) => {
+    // Held long enough to still be out when the second signal comes.
+    holdPut(world, "bio.filler", 6000);
+    // The other user in flight waits on a read when the second signal comes.
+    world.discourse.inject({
+      kind: "slow",
+      count: 1,
+      delayMs: 120_000,
+      method: "GET",
+      path: /^\/u\/name\.changer\.json$/,
+    });
+    const run = world.spawn(["--all", "--apply", "--concurrency", "2"]);
+    await waitUntil(
+      "the held write and the held read",
+      () =>
+        putArrived(world, "bio.filler")() &&
+        world.discourse.requests.some((r) => r.path === "/u/name.changer.json"),
+    );
+    run.kill("SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    run.kill("SIGINT");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr + result.stdout);
+    assert.match(result.stderr, /Stopping now/);
+    const { rows } = await newestLog(world.dir);
+    const byName = new Map(rows.map((r) => [r.normalized_username, r]));
+    assert.equal(byName.get("bio.filler")?.status, "SUCCESS");
+    const dropped = byName.get("name.changer");
+    assert.equal(dropped?.status, "SKIPPED");
+    assert.match(dropped?.message ?? "", /second signal.*before/);
+    assert.ok(!putArrived(world, "name.changer")(), "name.changer was written");
+    const forum = new Map(
+      forumState(world.discourse).map((u) => [u.username, u]),
+    );
+    for (const row of rows.filter((r) => r.status === "SUCCESS")) {
+      assert.deepEqual(
+        forum.get(row.normalized_username),
+        expected.get(row.normalized_username),
+      );
+    }
+  });
+});
+
+Deno.test("audit logs and their MAC files are mode 600; the default logDir is logs/, created when missing", async () => {
+  // No logDir in the settings: the default applies, in the working folder.
+  await withWorld({ settings: { logDir: undefined } }, async (world) => {
+    const result = await runCli(
+      ["--settings", world.settingsPath, "--all", "--apply"],
+      { env: world.env, cwd: world.dir },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      (await auditLogs(world.dir)).filter((p) => p.endsWith(".csv")),
+      [],
+      "no log in the working folder itself",
+    );
+    const { path } = await newestLog(`${world.dir}/logs`);
+    assert.equal(await modeOf(path), 0o600);
+    assert.equal(await modeOf(`${path}.mac`), 0o600);
+  });
+});
