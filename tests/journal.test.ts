@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { auditLogs, readLog, runCli } from "./support/cli.ts";
 import {
   forumState,
+  type Spawned,
   waitUntil,
   withWorld,
   type World,
@@ -51,13 +52,18 @@ const holdPut = (world: World, username: string, delayMs: number) =>
 const putArrived = (world: World, username: string) => () =>
   writes(world.discourse).some((r) => r.path === `/u/${username}.json`);
 
+/** An --apply run, killed -9 while the forum holds bio.filler's write open. */
+const killWhileWriting = async (world: World, heldMs: number) => {
+  holdPut(world, "bio.filler", heldMs);
+  const run = world.spawn(["--all", "--apply", "--concurrency", "1"]);
+  await waitUntil("the held write", putArrived(world, "bio.filler"));
+  run.kill("SIGKILL");
+  await run.done;
+};
+
 Deno.test("kill -9 with a write on the wire: its intent was on disk first, and the next run checks it against the forum and logs it before writing", async () => {
   await withWorld({ settings: patient }, async (world) => {
-    holdPut(world, "bio.filler", 1500);
-    const run = world.spawn(["--all", "--apply", "--concurrency", "1"]);
-    await waitUntil("the held write", putArrived(world, "bio.filler"));
-    run.kill("SIGKILL");
-    await run.done;
+    await killWhileWriting(world, 1500);
 
     const killed = await newestLog(world.dir);
     assert.ok(
@@ -124,11 +130,7 @@ Deno.test("kill -9 with a write on the wire: its intent was on disk first, and t
 Deno.test("kill -9 before the held write lands: the next run finds it never arrived, says so, and writes the user afresh", async () => {
   await withWorld({ settings: patient }, async (world) => {
     // Held far longer than the test: it never lands while the test runs.
-    holdPut(world, "bio.filler", 120_000);
-    const run = world.spawn(["--all", "--apply", "--concurrency", "1"]);
-    await waitUntil("the held write", putArrived(world, "bio.filler"));
-    run.kill("SIGKILL");
-    await run.done;
+    await killWhileWriting(world, 120_000);
     const next = await world.run(["--all", "--apply"]);
     assert.equal(next.code, 0, next.stderr);
     const { rows } = await newestLog(world.dir);
@@ -298,6 +300,16 @@ Deno.test({
   },
 });
 
+/** SIGINT, another `gapMs` later, and the exit that must follow: 130. */
+const interruptTwice = async (run: Spawned, gapMs: number) => {
+  run.kill("SIGINT");
+  await new Promise((resolve) => setTimeout(resolve, gapMs));
+  run.kill("SIGINT");
+  const result = await run.done;
+  assert.equal(result.code, 130, result.stderr + result.stdout);
+  return result;
+};
+
 Deno.test("two signals within a second are one: the users in flight finish with their rows", async () => {
   await withWorld({ settings: patient }, async (world) => {
     holdPut(world, "bio.filler", 2500);
@@ -306,11 +318,7 @@ Deno.test("two signals within a second are one: the users in flight finish with 
     // What `deno task sync` delivers for one Ctrl-C: the terminal's signal,
     // then the task runner's, a moment apart (sent at once, the kernel
     // would merge them into one).
-    run.kill("SIGINT");
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    run.kill("SIGINT");
-    const result = await run.done;
-    assert.equal(result.code, 130, result.stderr + result.stdout);
+    const result = await interruptTwice(run, 300);
     assert.doesNotMatch(result.stderr, /Stopping now/);
     const { rows } = await newestLog(world.dir);
     const row = rows.find((r) => r.normalized_username === "bio.filler");
@@ -346,11 +354,7 @@ Deno.test("a second signal drops users whose write is not sent, finishes the row
         putArrived(world, "bio.filler")() &&
         world.discourse.requests.some((r) => r.path === "/u/name.changer.json"),
     );
-    run.kill("SIGINT");
-    await new Promise((resolve) => setTimeout(resolve, 1300));
-    run.kill("SIGINT");
-    const result = await run.done;
-    assert.equal(result.code, 130, result.stderr + result.stdout);
+    const result = await interruptTwice(run, 1300);
     assert.match(result.stderr, /Stopping now/);
     const { rows } = await newestLog(world.dir);
     const byName = new Map(rows.map((r) => [r.normalized_username, r]));
