@@ -144,6 +144,30 @@ Deno.test("kill -9 before the held write lands: the next run finds it never arri
   });
 });
 
+Deno.test("when the next --apply run is a revert, it too logs the unfinished write first, then reverts the sealed rows", async () => {
+  await withWorld({ settings: patient }, async (world) => {
+    await killWhileWriting(world, 1500);
+    const killed = await newestLog(world.dir);
+    await waitUntil(
+      "the held write to land",
+      () =>
+        (world.discourse.userByUsername("bio.filler")?.bio_raw ?? "") !== "",
+    );
+    const revert = await world.run(["revert", killed.path, "--apply"]);
+    assert.equal(revert.code, 0, revert.stderr);
+    const { rows } = await newestLog(world.dir);
+    const [recovered, ...reverted] = rows;
+    assert.equal(recovered.normalized_username, "bio.filler");
+    assert.equal(`${recovered.action}/${recovered.status}`, "UPDATE/SUCCESS");
+    assert.match(recovered.message, /^recovered from /);
+    assert.equal(
+      reverted.length,
+      killed.rows.filter((r) => r.status === "SUCCESS").length,
+    );
+    assert.deepEqual(journals(world.dir), []);
+  });
+});
+
 Deno.test("profile written, email change refused: the row lists the fields written with their before values, and revert puts them back", async () => {
   await withWorld({}, async (world) => {
     world.discourse.inject({
