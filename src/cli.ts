@@ -1,6 +1,7 @@
 import process from "node:process";
 import { Args, Command, Options, Prompt } from "@effect/cli";
-import { FetchHttpClient, FileSystem, Terminal } from "@effect/platform";
+import * as FileSystem from "@effect/platform/FileSystem";
+import * as Terminal from "@effect/platform/Terminal";
 import { Console, Duration, Effect, Layer, Option } from "effect";
 import denoJson from "../deno.json" with { type: "json" };
 import { AuditLog, AuditLogError, type RunMode } from "./audit/AuditLog.ts";
@@ -16,6 +17,7 @@ import {
   runRevert,
 } from "./revert.ts";
 import { consoleReporter } from "./report/console.ts";
+import { HttpLayer } from "./platform.ts";
 import {
   CurrentSettings,
   loadSettings,
@@ -372,7 +374,7 @@ export const makeCommand = (proc: Process) =>
           consoleReporter({ json: flags.json, scrub: scrubberFor(settings) }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
-          Layer.provide(FetchHttpClient.layer),
+          Layer.provide(HttpLayer),
         );
         const outcome = yield* runSync({
           apply: applying,
@@ -532,7 +534,7 @@ export const makeRevertCommand = (
           }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
-          Layer.provide(FetchHttpClient.layer),
+          Layer.provide(HttpLayer),
         );
         const outcome = yield* runRevert({
           log: log.log,

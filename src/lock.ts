@@ -1,6 +1,7 @@
 import os from "node:os";
 import process from "node:process";
 import { Data, Effect, Option } from "effect";
+import { dieWhenDenied } from "./permissions.ts";
 
 /**
  * One `--apply` run per forum at a time. Overlapping cron jobs would race each
@@ -44,6 +45,8 @@ export class LockHeld extends Data.TaggedError("LockHeld")<{
 export class LockError extends Data.TaggedError("LockError")<{
   readonly path: string;
   readonly reason: string;
+  /** What failed, so a refusal by Deno's permissions can be told apart. */
+  readonly cause?: unknown;
 }> {
   override get message(): string {
     return `Cannot use the lock file ${this.path}: ${this.reason}. ` +
@@ -164,7 +167,7 @@ export const acquireLock = (
     const path = lockPath(options.dir, options.discourseUrl);
     const forum = forumKey(options.discourseUrl);
     const fail = (error: unknown) =>
-      new LockError({ path, reason: describeError(error) });
+      new LockError({ path, reason: describeError(error), cause: error });
     yield* Effect.try({
       try: () => Deno.mkdirSync(options.dir, { recursive: true }),
       catch: fail,
@@ -269,6 +272,6 @@ export const withForumLock = (
   options: Parameters<typeof acquireLock>[0],
 ) =>
   Effect.acquireRelease(
-    acquireLock(options),
+    dieWhenDenied(acquireLock(options)),
     (lock) => Effect.sync(() => lock.release()),
   );

@@ -1,9 +1,14 @@
 import process from "node:process";
-import { NodeContext } from "@effect/platform-node";
+import { PlatformLayer } from "./platform.ts";
 import { Deferred, Effect } from "effect";
 import { ValidationError } from "@effect/cli";
 import { makeCli } from "./cli.ts";
 import { releaseAllLocks } from "./lock.ts";
+import {
+  deniedByDeno,
+  deniedByDenoIn,
+  missingPermissionMessage,
+} from "./permissions.ts";
 import { ExitCode } from "./sync/outcome.ts";
 
 /**
@@ -75,6 +80,18 @@ process.on("SIGTERM", onSignal);
 // must not outlive the run, whichever way it ends.
 process.on("exit", releaseAllLocks);
 
+/**
+ * Deno's node:fs refuses some calls (fs.access wants sys access to "uid")
+ * in a promise of its own that nobody awaits: the refusal still gets named.
+ */
+globalThis.addEventListener("unhandledrejection", (event) => {
+  const denied = deniedByDeno(event.reason);
+  if (denied === undefined) return;
+  event.preventDefault();
+  process.stderr.write(`error: ${missingPermissionMessage(denied)}\n`);
+  process.exit(ExitCode.usage);
+});
+
 let exitCode: number = ExitCode.ok;
 const cli = makeCli({
   stopRequested: Effect.sync(() => stopRequested),
@@ -90,12 +107,18 @@ Effect.runPromiseExit(
       Effect.sync(() => {
         exitCode = ExitCode.usage;
       })),
-    Effect.provide(NodeContext.layer),
+    Effect.provide(PlatformLayer),
   ),
 ).then((exit) => {
   if (exit._tag === "Failure") {
-    process.stderr.write(`error: ${String(exit.cause)}\n`);
-    exitCode = exitCode || ExitCode.failures;
+    const denied = deniedByDenoIn(exit.cause);
+    if (denied !== undefined) {
+      process.stderr.write(`error: ${missingPermissionMessage(denied)}\n`);
+      exitCode = ExitCode.usage;
+    } else {
+      process.stderr.write(`error: ${String(exit.cause)}\n`);
+      exitCode = exitCode || ExitCode.failures;
+    }
   }
   process.exit(
     stopRequested && exitCode !== ExitCode.fatal

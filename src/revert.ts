@@ -4,7 +4,7 @@
  * still holds what the sync wrote: anything changed since (by the user, an
  * admin or a later sync) is newer than the log and is left alone.
  */
-import { FileSystem } from "@effect/platform";
+import * as FileSystem from "@effect/platform/FileSystem";
 import { Console, Data, Effect, Either, Option, Ref } from "effect";
 import { parse } from "csv-parse/sync";
 import {

@@ -4,8 +4,8 @@
 // in the CSV as a live formula.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { FetchHttpClient } from "@effect/platform";
-import { NodeContext } from "@effect/platform-node";
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
+import { PlatformLayer } from "../src/platform.ts";
 import { Effect, Either, Exit, Layer } from "effect";
 import { parse } from "csv-parse/sync";
 import { auditLayers, discourseTuning, moodleTuning } from "../src/cli.ts";
@@ -231,7 +231,7 @@ const runInProcess = async (
         MOODLE_TOKEN: moodleToken,
         DISCOURSE_URL: discourse.url,
         DISCOURSE_API_KEY: discourseKey,
-      }).pipe(Effect.provide(NodeContext.layer)),
+      }).pipe(Effect.provide(PlatformLayer)),
     );
     const settings: Settings = {
       ...decoded,
@@ -251,7 +251,7 @@ const runInProcess = async (
     ).pipe(
       Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
       Layer.provide(FetchHttpClient.layer),
-      Layer.provideMerge(NodeContext.layer),
+      Layer.provideMerge(PlatformLayer),
     );
     const exit = await Effect.runPromiseExit(
       runSync({
@@ -524,7 +524,7 @@ Deno.test("property: any JSON value under any settings key loads, or fails with 
           const result = await Effect.runPromise(
             loadSettings(path, {}).pipe(
               Effect.either,
-              Effect.provide(NodeContext.layer),
+              Effect.provide(PlatformLayer),
             ),
           );
           if (Either.isRight(result)) return;

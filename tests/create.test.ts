@@ -3,7 +3,7 @@
 // doubles; plus the client's two new writes and the pure rules.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { FetchHttpClient } from "@effect/platform";
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { Effect, Either, Layer, Schema } from "effect";
 import {
   Discourse,
@@ -13,7 +13,7 @@ import {
 } from "../src/discourse/Discourse.ts";
 import type { SsoAccount } from "../src/discourse/schema.ts";
 import { CurrentSettings, loadSettings, Settings } from "../src/settings.ts";
-import { NodeContext } from "@effect/platform-node";
+import { PlatformLayer } from "../src/platform.ts";
 import { Redacted } from "effect";
 import {
   createMissingProblem,
@@ -194,7 +194,7 @@ Deno.test("settings: the secret comes from DISCOURSE_SSO_SECRET, is redacted, an
     Effect.runPromise(
       loadSettings("/nonexistent/settings.json", { ...env, ...extra }).pipe(
         Effect.either,
-        Effect.provide(NodeContext.layer),
+        Effect.provide(PlatformLayer),
       ),
     );
   const loaded = await load({ DISCOURSE_SSO_SECRET: "from-env-5e1" });

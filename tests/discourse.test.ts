@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FetchHttpClient } from "@effect/platform";
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import {
   Clock,
   Duration,

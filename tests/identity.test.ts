@@ -2,7 +2,7 @@
 // external id, or "auto" (external id, username, email), through the CLI
 // against the doubles, plus the pure rules and the client's new read.
 import assert from "node:assert/strict";
-import { FetchHttpClient } from "@effect/platform";
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { Effect, Layer, Option, Schema } from "effect";
 import { Discourse } from "../src/discourse/Discourse.ts";
 import { CurrentSettings, Settings } from "../src/settings.ts";

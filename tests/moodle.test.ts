@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  FetchHttpClient,
-  HttpClient,
-  HttpClientResponse,
-} from "@effect/platform";
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
+import * as HttpClient from "@effect/platform/HttpClient";
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse";
 import { Effect, Either, Layer, Option, Schema } from "effect";
 import {
   Moodle,

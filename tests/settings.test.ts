@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NodeContext } from "@effect/platform-node";
+import { PlatformLayer } from "../src/platform.ts";
 import { Effect, Either, Option, Redacted } from "effect";
 import {
   jsonSyntaxErrorOffset,
@@ -58,7 +58,7 @@ const load = (
   Effect.runPromise(
     loadSettings(path, env).pipe(
       Effect.either,
-      Effect.provide(NodeContext.layer),
+      Effect.provide(PlatformLayer),
     ),
   );
 
@@ -404,7 +404,7 @@ Deno.test("warnIfReadableByOthers warns only for a secret in a readable file", {
   await withTempDir(async (dir) => {
     const check = (path: string) =>
       Effect.runPromise(
-        warnIfReadableByOthers(path).pipe(Effect.provide(NodeContext.layer)),
+        warnIfReadableByOthers(path).pipe(Effect.provide(PlatformLayer)),
       );
     const secretFile = await writeSettings(dir, minimalFile);
     await Deno.chmod(secretFile, 0o644);

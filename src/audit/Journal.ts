@@ -6,7 +6,7 @@
  * run checks it against the forum and logs what it finds before writing
  * anything else.
  */
-import { FileSystem } from "@effect/platform";
+import * as FileSystem from "@effect/platform/FileSystem";
 import {
   Context,
   Data,

@@ -1,4 +1,6 @@
-import { Headers, HttpClient, HttpClientRequest } from "@effect/platform";
+import * as Headers from "@effect/platform/Headers";
+import * as HttpClient from "@effect/platform/HttpClient";
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest";
 import {
   Clock,
   Context,

@@ -11,13 +11,11 @@
  * - An answer is read as a stream and reading stops past `maxBytes`, so a
  *   runaway or hostile body costs that much memory, not all of it.
  */
-import {
-  FetchHttpClient,
-  type HttpClient,
-  type HttpClientError,
-  HttpClientRequest,
-  type HttpClientResponse,
-} from "@effect/platform";
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
+import type * as HttpClient from "@effect/platform/HttpClient";
+import type * as HttpClientError from "@effect/platform/HttpClientError";
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest";
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse";
 import { Data, Duration, Effect, Stream } from "effect";
 
 /** A whole answer, read within its size limit. */

@@ -1,5 +1,6 @@
-import { HttpClient, HttpClientRequest } from "@effect/platform";
-import type { HttpClientError } from "@effect/platform";
+import * as HttpClient from "@effect/platform/HttpClient";
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest";
+import type * as HttpClientError from "@effect/platform/HttpClientError";
 import {
   Context,
   Data,

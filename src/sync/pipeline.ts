@@ -1,4 +1,4 @@
-import { FileSystem } from "@effect/platform";
+import * as FileSystem from "@effect/platform/FileSystem";
 import { Clock, Effect, Either, Option, Ref, Stream } from "effect";
 import {
   type AuditAction,

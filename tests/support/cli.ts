@@ -15,6 +15,8 @@ export const cliArgs = (args: ReadonlyArray<string>): string[] => [
   "run",
   "--config",
   configFile,
+  "--no-prompt",
+  "--deny-ffi",
   "--allow-net",
   "--allow-read",
   "--allow-write",
