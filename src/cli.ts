@@ -41,75 +41,24 @@ export interface Process {
   readonly setExitCode: (code: number) => void;
 }
 
-const apply = Options.boolean("apply").pipe(
-  Options.withDescription(
-    "Write the changes to Discourse. Without it the run is a dry-run that only shows them.",
-  ),
-);
-const user = Options.text("user").pipe(
-  Options.withDescription("Sync only this Moodle username."),
-  Options.optional,
-);
-const batchSize = Options.integer("batch-size").pipe(
-  Options.withDescription(
-    "Users to consider in this run (default: batchSize in settings, 10). 0 means all.",
-  ),
-  Options.optional,
-);
-const offset = Options.integer("offset").pipe(
-  Options.withDescription(
-    "Users to skip from the start of the Moodle list (ordered by Moodle id).",
-  ),
-  Options.withDefault(0),
-);
-const all = Options.boolean("all").pipe(
-  Options.withDescription("Consider every user from the offset on."),
-);
-const forceRecreate = Options.boolean("force-recreate").pipe(
-  Options.withDescription(
-    "Send every enabled field even when Discourse already holds it (repair after a forum restore).",
-  ),
-);
+// Names only: what each flag means is said once, in args.ts (help,
+// completions and the check of argv come from there).
+const apply = Options.boolean("apply");
+const user = Options.text("user").pipe(Options.optional);
+const batchSize = Options.integer("batch-size").pipe(Options.optional);
+const offset = Options.integer("offset").pipe(Options.withDefault(0));
+const all = Options.boolean("all");
+const forceRecreate = Options.boolean("force-recreate");
 const settingsFile = Options.text("settings").pipe(
-  Options.withDescription(
-    "Settings file. It may be absent when environment variables give every required key.",
-  ),
   Options.withDefault("./settings.json"),
 );
-const logDir = Options.text("log-dir").pipe(
-  Options.withDescription(
-    "Folder for the CSV audit log (default: logDir in settings).",
-  ),
-  Options.optional,
-);
-const concurrency = Options.integer("concurrency").pipe(
-  Options.withDescription(
-    "Users processed at once (default: concurrency in settings, 4). Discourse's rate limit still applies.",
-  ),
-  Options.optional,
-);
-const check = Options.boolean("check").pipe(
-  Options.withDescription(
-    "Dry-run that exits 4 when any change is pending (drift check for CI).",
-  ),
-);
-const json = Options.boolean("json").pipe(
-  Options.withDescription(
-    "One JSON object per user on stdout, then a summary object; nothing else on stdout.",
-  ),
-);
-const interactive = Options.boolean("interactive").pipe(
-  Options.withAlias("i"),
-  Options.withDescription(
-    "Show each user's pending changes and ask: apply, skip, apply all, quit.",
-  ),
-);
+const logDir = Options.text("log-dir").pipe(Options.optional);
+const concurrency = Options.integer("concurrency").pipe(Options.optional);
+const check = Options.boolean("check");
+const json = Options.boolean("json");
+const interactive = Options.boolean("interactive").pipe(Options.withAlias("i"));
 
-const createMissing = Options.boolean("create-missing").pipe(
-  Options.withDescription(
-    "With --apply: create the forum accounts of Moodle users the forum lacks (through DiscourseConnect when discourse.ssoSecret is set).",
-  ),
-);
+const createMissing = Options.boolean("create-missing");
 
 const fromSeconds = (seconds: number | undefined) =>
   seconds === undefined ? undefined : Duration.millis(seconds * 1000);
@@ -408,27 +357,11 @@ export const makeCommand = (proc: Process) =>
         }
         proc.setExitCode(exitCodeOf(summary, flags.check));
       })),
-  ).pipe(
-    Command.withDescription(
-      "Keep Discourse user profiles (name, location, bio, email) in step with Moodle. Dry-run unless --apply.",
-    ),
   );
 
-const revertLog = Args.text({ name: "LOG.csv" }).pipe(
-  Args.withDescription(
-    "The audit log of an --apply run (sync_log_{env}_apply_{date}.csv).",
-  ),
-);
-const revertApply = Options.boolean("apply").pipe(
-  Options.withDescription(
-    "Write the old values back. Without it the revert is a dry-run that only shows them.",
-  ),
-);
-const trustEditedLog = Options.boolean("trust-edited-log").pipe(
-  Options.withDescription(
-    "With --apply: revert a log that fails its integrity check (LOG.csv.mac), after you confirm in the terminal.",
-  ),
-);
+const revertLog = Args.text({ name: "LOG.csv" });
+const revertApply = Options.boolean("apply");
+const trustEditedLog = Options.boolean("trust-edited-log");
 
 /** The word the operator types to revert a log that failed its check. */
 const trustWord = "trust";
@@ -465,12 +398,7 @@ export const makeRevertCommand = (
       log: revertLog,
       apply: revertApply,
       trustEditedLog,
-      settingsFile: Options.text("settings").pipe(
-        Options.withDescription(
-          "Settings file (default ./settings.json): the forum's URL and API key.",
-        ),
-        Options.optional,
-      ),
+      settingsFile: Options.text("settings").pipe(Options.optional),
       logDir,
     },
     (flags) =>
@@ -554,10 +482,6 @@ export const makeRevertCommand = (
         ) yield* Console.log(line);
         proc.setExitCode(revertExitCode(outcome.right));
       })),
-  ).pipe(
-    Command.withDescription(
-      "Put back the values an --apply run overwrote, from its audit log; only fields nobody changed since. Dry-run unless --apply.",
-    ),
   );
 
 export const makeCli = (proc: Process) => {

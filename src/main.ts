@@ -2,7 +2,8 @@ import process from "node:process";
 import { PlatformLayer } from "./platform.ts";
 import { Deferred, Effect } from "effect";
 import { ValidationError } from "@effect/cli";
-import { makeCli } from "./cli.ts";
+import { completionScript, helpText, readRequest } from "./args.ts";
+import { makeCli, version } from "./cli.ts";
 import { releaseAllLocks } from "./lock.ts";
 import {
   deniedByDeno,
@@ -17,6 +18,26 @@ import { ExitCode } from "./sync/outcome.ts";
  */
 const args = process.argv.slice(2);
 const withoutDashes = args[0] === "--" ? args.slice(1) : args;
+
+/** Help, version, completions and argv mistakes never reach @effect/cli. */
+const request = readRequest(withoutDashes);
+switch (request._tag) {
+  case "Help":
+    process.stdout.write(helpText(request.command, version));
+    process.exit(ExitCode.ok);
+    break;
+  case "Version":
+    process.stdout.write(`${version}\n`);
+    process.exit(ExitCode.ok);
+    break;
+  case "Completions":
+    process.stdout.write(completionScript(request.shell));
+    process.exit(ExitCode.ok);
+    break;
+  case "Invalid":
+    process.stderr.write(`error: ${request.problem}\n`);
+    process.exit(ExitCode.usage);
+}
 
 /**
  * @effect/cli reads its built-in `--log-level` only before the command's own

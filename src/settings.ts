@@ -1,4 +1,5 @@
 import * as FileSystem from "@effect/platform/FileSystem";
+import { closestName } from "./suggest.ts";
 import {
   Context,
   Data,
@@ -443,40 +444,10 @@ const describeFound = (
   return String(value);
 };
 
-const closestKey = (
-  typo: string,
-  candidates: ReadonlyArray<string>,
-): string | undefined => {
-  const distance = (a: string, b: string): number => {
-    const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-    for (let i = 1; i <= a.length; i++) {
-      let diagonal = row[0];
-      row[0] = i;
-      for (let j = 1; j <= b.length; j++) {
-        const above = row[j];
-        row[j] = Math.min(
-          row[j] + 1,
-          row[j - 1] + 1,
-          diagonal + (a[i - 1] === b[j - 1] ? 0 : 1),
-        );
-        diagonal = above;
-      }
-    }
-    return row[b.length];
-  };
-  const lower = typo.toLowerCase();
-  const scored = candidates
-    .map((key) => ({ key, score: distance(lower, key.toLowerCase()) }))
-    .sort((a, b) => a.score - b.score);
-  return scored[0] !== undefined && scored[0].score <= 2
-    ? scored[0].key
-    : undefined;
-};
-
 /** Effect reports an excess key as `is unexpected, expected: "a" | "b"`. */
 const unknownKeyExpectation = (formatterMessage: string, key: string) => {
   const known = [...formatterMessage.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
-  const suggestion = closestKey(key, known);
+  const suggestion = closestName(key, known);
   return suggestion !== undefined
     ? `a known key: did you mean "${suggestion}"?`
     : `a known key (${known.join(", ")})`;
