@@ -1,5 +1,6 @@
 import * as FileSystem from "@effect/platform/FileSystem";
 import { closestName } from "./suggest.ts";
+import { meaningfulIssues } from "./parseProblems.ts";
 import {
   Context,
   Data,
@@ -679,14 +680,11 @@ export const loadSettings = (
       onExcessProperty: "error",
     });
     if (Either.isRight(decoded)) return decoded.right;
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left);
+    const issues = meaningfulIssues(decoded.left);
     const problems: Array<SettingsProblem> = [];
     const seen = new Set<string>();
     for (const issue of issues) {
       const key = issue.path.join(".");
-      // An optional key that fails is also reported as "not undefined"
-      // (the other half of its union): noise next to the real issue.
-      if (issue.message.startsWith("Expected undefined, actual")) continue;
       if (seen.has(key)) continue;
       seen.add(key);
       const unknownKey = issue._tag === "Unexpected";

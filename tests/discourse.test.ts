@@ -1122,3 +1122,28 @@ Deno.test("serverWords and excerpt keep messages short and readable", () => {
   assert.ok(!words.includes("<"));
   assert.equal(excerpt("  a \n\n b  "), "a b");
 });
+
+Deno.test("an answer of the wrong shape is described field by field, in words", async () => {
+  // A proxy or a plugin that changed the answer: the user's id as a string.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => Response.json({ user: { id: "7", username: "odd", name: 5 } }),
+  );
+  try {
+    const fakeLike = {
+      url: `http://127.0.0.1:${server.addr.port}`,
+      apiKey,
+      apiUser: "sync_admin",
+    } as FakeDiscourse;
+    const error = await failureOf(
+      fakeLike,
+      Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("odd")),
+      { tuning: { maxFailureRetries: 0 } },
+    );
+    assert.equal(error._tag, "DiscourseDecodeError");
+    assert.match(error.message, /user\.id: expected a number, found "7"/);
+    assert.doesNotMatch(error.message, /Struct|Encoded side|Expected|└/);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -10,12 +10,12 @@ import {
   Either,
   Layer,
   Option,
-  ParseResult,
   Random,
   Redacted,
   Ref,
   Schema,
 } from "effect";
+import { describeParseError } from "../parseProblems.ts";
 import { CurrentSettings } from "../settings.ts";
 import { scrubberFor } from "../domain/secrets.ts";
 import { terminalSafe } from "../domain/terminal.ts";
@@ -755,7 +755,7 @@ const make = (tuning: Partial<DiscourseOptions>) =>
               (error) =>
                 `unexpected shape: ${
                   excerpt(
-                    scrub(ParseResult.TreeFormatter.formatErrorSync(error)),
+                    scrub(describeParseError(error, "the answer")),
                     300,
                   )
                 }`,

@@ -9,11 +9,11 @@ import {
   Either,
   Layer,
   Option,
-  ParseResult,
   Redacted,
   Schedule,
   Schema,
 } from "effect";
+import { describeParseError } from "../parseProblems.ts";
 import { CurrentSettings } from "../settings.ts";
 import { scrubberFor } from "../domain/secrets.ts";
 import { terminalSafe } from "../domain/terminal.ts";
@@ -168,17 +168,6 @@ export const moodleFormFields = (
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
-const formatIssues = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => {
-      const where = issue.path.length === 0 ? "" : `${issue.path.join(".")}: `;
-      const said = issue.message.length > 160
-        ? `${issue.message.slice(0, 160)}...`
-        : issue.message;
-      return `${where}${said}`;
-    })
-    .join("; ");
-
 const decodeUser = Schema.decodeUnknownEither(MoodleUser, { errors: "all" });
 
 /**
@@ -205,7 +194,7 @@ export const toMoodleRecord = (raw: unknown): MoodleRecord => {
         ? raw.id
         : undefined,
       username: typeof raw.username === "string" ? raw.username : undefined,
-      problem: formatIssues(error),
+      problem: describeParseError(error, "the record"),
     }),
   });
 };
@@ -502,7 +491,7 @@ export const makeMoodle = (
               new MoodleDecodeError({
                 message: scrub(
                   `Moodle at ${host} answered ${wsfunction} with JSON of an unexpected shape: ${
-                    formatIssues(error)
+                    describeParseError(error, "the answer")
                   }`,
                 ),
               })
