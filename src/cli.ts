@@ -171,16 +171,41 @@ const runFailed = (
   proc: Process,
   settings: Settings,
   error: { readonly _tag: string; readonly message: string },
+  logFile: Option.Option<string>,
 ) =>
   Effect.zipRight(
     printError(error.message, scrubberFor(settings)),
-    Effect.sync(() =>
-      proc.setExitCode(
-        error instanceof AuditLogError && error.reached === undefined
-          ? ExitCode.usage
-          : ExitCode.fatal,
-      )
+    Effect.zipRight(
+      Option.match(logFile, {
+        onNone: () => Effect.void,
+        onSome: (path) =>
+          Console.error(
+            `The audit log ${path} holds the users done before the error.`,
+          ),
+      }),
+      Effect.sync(() =>
+        proc.setExitCode(
+          error instanceof AuditLogError && error.reached === undefined
+            ? ExitCode.usage
+            : error._tag === "UnknownMoodleUser" ||
+                error._tag === "NoMoodleUsers"
+            ? ExitCode.failures
+            : ExitCode.fatal,
+        )
+      ),
     ),
+  );
+
+/**
+ * A run's result and the audit log it left, if any: a run stopped by an
+ * error names the file that holds the users done before it.
+ */
+const withLogFile = <A, E, R>(run: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(
+    AuditLog,
+    (audit) =>
+      Effect.flatMap(Effect.either(run), (outcome) =>
+        Effect.map(audit.written, (logFile) => ({ outcome, logFile }))),
   );
 
 /** A usage problem: said once, exit 2, nothing contacted. */
@@ -325,7 +350,7 @@ export const makeCommand = (proc: Process) =>
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
           Layer.provide(HttpLayer),
         );
-        const outcome = yield* runSync({
+        const { outcome, logFile } = yield* runSync({
           apply: applying,
           user: Option.getOrUndefined(flags.user),
           offset: flags.offset,
@@ -341,21 +366,11 @@ export const makeCommand = (proc: Process) =>
             : undefined,
           stopRequested: proc.stopRequested,
           stopNow: proc.stopNow,
-        }).pipe(Effect.provide(services), Effect.either);
+        }).pipe(withLogFile, Effect.provide(services));
         if (outcome._tag === "Left") {
-          return yield* runFailed(proc, settings, outcome.left);
+          return yield* runFailed(proc, settings, outcome.left, logFile);
         }
-        const summary = outcome.right;
-        if (
-          flags.user._tag === "Some" && summary.moodleUsers === 0
-        ) {
-          yield* Console.error(
-            `error: no Moodle user has the username "${flags.user.value}" (usernames are matched exactly, in lower case)`,
-          );
-          proc.setExitCode(ExitCode.failures);
-          return;
-        }
-        proc.setExitCode(exitCodeOf(summary, flags.check));
+        proc.setExitCode(exitCodeOf(outcome.right, flags.check));
       })),
   );
 
@@ -464,15 +479,15 @@ export const makeRevertCommand = (
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
           Layer.provide(HttpLayer),
         );
-        const outcome = yield* runRevert({
+        const { outcome, logFile } = yield* runRevert({
           log: log.log,
           apply: flags.apply,
           forum: forumKey(settings.discourse.url),
           stopRequested: proc.stopRequested,
           stopNow: proc.stopNow,
-        }).pipe(Effect.provide(services), Effect.either);
+        }).pipe(withLogFile, Effect.provide(services));
         if (outcome._tag === "Left") {
-          return yield* runFailed(proc, settings, outcome.left);
+          return yield* runFailed(proc, settings, outcome.left, logFile);
         }
         for (
           const line of describeRevertSummary(

@@ -26,7 +26,7 @@ import { describeUser } from "./report/console.ts";
 import { type SyncedField, syncedFields } from "./settings.ts";
 import { applyChanges, PartialWrite } from "./sync/apply.ts";
 import { type FieldChange, sameValue, type SkippedField } from "./sync/diff.ts";
-import { ExitCode } from "./sync/outcome.ts";
+import { ExitCode, noLogWritten } from "./sync/outcome.ts";
 import { verifyProfile } from "./sync/verify.ts";
 import { checkSeal, macPath, type SealScope } from "./audit/LogMac.ts";
 
@@ -301,7 +301,8 @@ export interface RevertSummary {
   readonly notReached: number;
   readonly counts: Readonly<Record<string, number>>;
   readonly failures: number;
-  readonly logPath: string;
+  /** Absent when no row was logged, so no file was made. */
+  readonly logPath: string | undefined;
   readonly stoppedBy: string | undefined;
   readonly interrupted: boolean;
 }
@@ -613,7 +614,7 @@ export const runRevert = (
       failures: Object.entries(finalCounts).filter(([key]) =>
         /\/(ERROR|EXCEPTION|VERIFY_FAILED)$/.test(key)
       ).reduce((sum, [, n]) => sum + n, 0),
-      logPath: audit.path,
+      logPath: Option.getOrUndefined(yield* audit.written),
       stoppedBy: yield* Ref.get(stop),
       interrupted: yield* Ref.get(interrupted),
     } satisfies RevertSummary;
@@ -630,7 +631,7 @@ export const describeRevertSummary = (
   }): ${summary.considered} of ${summary.rows} SUCCESS rows considered; ${ignored} other rows had written nothing`,
   ...Object.entries(summary.counts).sort(([a], [b]) => a.localeCompare(b))
     .map(([key, n]) => `  ${key.padEnd(22)} ${n}`),
-  `  Audit log              ${summary.logPath}`,
+  `  Audit log              ${summary.logPath ?? noLogWritten}`,
   ...(summary.stoppedBy !== undefined
     ? [`  Stopped early: ${summary.stoppedBy}`]
     : summary.interrupted

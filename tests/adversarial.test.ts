@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { PlatformLayer } from "../src/platform.ts";
-import { Effect, Either, Exit, Layer } from "effect";
+import { Cause, Effect, Either, Exit, Layer, Option } from "effect";
 import { parse } from "csv-parse/sync";
 import { auditLayers, discourseTuning, moodleTuning } from "../src/cli.ts";
 import { Discourse } from "../src/discourse/Discourse.ts";
@@ -263,11 +263,20 @@ const runInProcess = async (
         concurrency: 4,
       }).pipe(Effect.provide(services)),
     );
+    const visible = moodleUsers.filter(visibleToMoodleQuery).length;
+    if (visible === 0) {
+      // Moodle listing nobody is the token's problem: an error, no log.
+      const failure = Exit.isFailure(exit)
+        ? Cause.failureOption(exit.cause)
+        : Option.none();
+      assert.equal(Option.getOrUndefined(failure)?._tag, "NoMoodleUsers");
+      assert.deepEqual(await auditLogs(dir), []);
+      return;
+    }
     if (!Exit.isSuccess(exit)) assert.fail(`the run failed: ${exit.cause}`);
     const summary = exit.value;
     const [log] = await auditLogs(dir);
     const { rows } = await readLog(log);
-    const visible = moodleUsers.filter(visibleToMoodleQuery).length;
     assert.equal(rows.length, visible, "one row per Moodle user");
     assert.equal(summary.considered, visible);
     for (const row of rows) {

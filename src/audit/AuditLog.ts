@@ -1,5 +1,5 @@
-import * as FileSystem from "@effect/platform/FileSystem";
-import { Context, Data, Effect, Layer } from "effect";
+import { FileSystem } from "@effect/platform";
+import { Context, Data, Effect, Layer, Option, Ref } from "effect";
 import { stringify } from "csv-stringify/sync";
 import { macPath, RunningSeal, type SealScope } from "./LogMac.ts";
 
@@ -125,6 +125,11 @@ const csvLine = (cells: ReadonlyArray<string>): string =>
 
 export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
   readonly path: string;
+  /**
+   * The log's path once it holds a row. A log that ends without one is
+   * removed with its seal: a run that logged nobody leaves no file.
+   */
+  readonly written: Effect.Effect<Option.Option<string>>;
   /** Appends one row and returns it; the row is on disk when this succeeds. */
   readonly record: (
     entry: AuditEntry,
@@ -191,10 +196,25 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
           );
         };
         yield* writeLine(csvLine(auditColumns));
+        // Made (and its name reserved) before anything is contacted, so a
+        // log that cannot be written stops the run before its first write.
+        const rows = yield* Ref.make(0);
+        yield* Effect.addFinalizer(() =>
+          Effect.flatMap(Ref.get(rows), (count) =>
+            count > 0 ? Effect.void : Effect.all([
+              fs.remove(file.path),
+              seal ? fs.remove(macPath(file.path)) : Effect.void,
+            ]).pipe(Effect.ignore))
+        );
         // Rows from concurrent users must not interleave mid-line.
         const lock = yield* Effect.makeSemaphore(1);
         return {
           path: file.path,
+          written: Effect.map(
+            Ref.get(rows),
+            (count) =>
+              count > 0 ? Option.some(file.path) : Option.none(),
+          ),
           record: (entry: AuditEntry) => {
             const raw = toAuditRow(entry, now());
             const scrub = options.scrub;
@@ -204,7 +224,9 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
                 auditColumns.map((column) => [column, scrub(raw[column])]),
               ) as AuditRow;
             return lock.withPermits(1)(
-              writeLine(csvLine(auditColumns.map((c) => row[c]))),
+              writeLine(csvLine(auditColumns.map((c) => row[c]))).pipe(
+                Effect.zipRight(Ref.update(rows, (n) => n + 1)),
+              ),
             ).pipe(Effect.as(row));
           },
         };

@@ -2,7 +2,11 @@ import process from "node:process";
 import { Clock, Effect, Layer } from "effect";
 import { auditColumns, type AuditEntry } from "../audit/AuditLog.ts";
 import { type FieldChange, isResend } from "../sync/diff.ts";
-import type { RunSummary, UserDone } from "../sync/outcome.ts";
+import {
+  noLogWritten,
+  type RunSummary,
+  type UserDone,
+} from "../sync/outcome.ts";
 import { describeEstimate, estimateProgress } from "./progress.ts";
 import { Reporter, type RequestBudget } from "./Reporter.ts";
 import type { Scrub } from "../domain/secrets.ts";
@@ -102,7 +106,7 @@ export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
   ...countLines(summary.counts),
   `  Discourse requests     ${summary.discourseRequests}`,
   `  Elapsed                ${(summary.elapsedMs / 1000).toFixed(1)} s`,
-  `  Audit log              ${summary.logPath}`,
+  `  Audit log              ${summary.logPath ?? noLogWritten}`,
   summary.nextOffset === undefined
     ? summary.stoppedBy
       ? `  Stopped early (${
@@ -144,7 +148,7 @@ const summaryJson = (summary: RunSummary) => ({
   failures: summary.failures,
   discourse_requests: summary.discourseRequests,
   elapsed_ms: summary.elapsedMs,
-  log_path: summary.logPath,
+  log_path: summary.logPath ?? null,
   offset: summary.offset,
   next_offset: summary.nextOffset ?? null,
   stopped_by: summary.stoppedBy ?? null,

@@ -1,4 +1,5 @@
 import type { AuditEntry, AuditRow, RunMode } from "../audit/AuditLog.ts";
+import { Data } from "effect";
 import { type FieldChange, isResend, type SkippedField } from "./diff.ts";
 
 /** One user, finished: its log row and what the console shows of it. */
@@ -35,12 +36,37 @@ export interface RunSummary {
   readonly failures: number;
   readonly discourseRequests: number;
   readonly elapsedMs: number;
-  readonly logPath: string;
+  /** Absent when no row was logged, so no file was made. */
+  readonly logPath: string | undefined;
   readonly offset: number;
   /** Where the next batch starts; undefined when the list is finished. */
   readonly nextOffset: number | undefined;
   readonly stoppedBy: StopReason | undefined;
 }
+
+/** `--user` named a username Moodle does not have: nothing to run. */
+export class UnknownMoodleUser extends Data.TaggedError("UnknownMoodleUser")<{
+  readonly username: string;
+}> {
+  override get message(): string {
+    return `no Moodle user has the username "${this.username}" (usernames are matched exactly, in lower case); nothing was done and no log was written`;
+  }
+}
+
+/**
+ * Moodle listed nobody. Every site has users (the guest at least), so this
+ * is the token's user not seeing them: a capability taken away leaves the
+ * call working and the list empty. Syncing nobody and exiting 0 would
+ * hide it for as long as nobody reads the logs.
+ */
+export class NoMoodleUsers extends Data.TaggedError("NoMoodleUsers") {
+  override get message(): string {
+    return "Moodle returned no users at all. Every site has some (the guest user at least), and the call leaves out users whose email the token's user cannot see: a token that lost a capability looks exactly like this. Give that user's role moodle/user:viewdetails, moodle/user:viewhiddendetails and moodle/course:useremail at the system level. Nothing was done and no log was written.";
+  }
+}
+
+/** The summary's words for a run that logged nobody. */
+export const noLogWritten = "none (no user was logged)";
 
 export const ExitCode = {
   ok: 0,

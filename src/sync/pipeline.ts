@@ -61,9 +61,11 @@ import { applyChanges, limitViolations, PartialWrite } from "./apply.ts";
 import { verifyProfile } from "./verify.ts";
 import { terminalSafe } from "../domain/terminal.ts";
 import {
+  NoMoodleUsers,
   pendingOf,
   type RunSummary,
   type StopReason,
+  UnknownMoodleUser,
   type UserDone,
 } from "./outcome.ts";
 import type { AuditLogError } from "../audit/AuditLog.ts";
@@ -198,7 +200,11 @@ export const runSync = (
   options: RunOptions,
 ): Effect.Effect<
   RunSummary,
-  MoodleError | DiscourseError | AuditLogError,
+  | MoodleError
+  | DiscourseError
+  | AuditLogError
+  | UnknownMoodleUser
+  | NoMoodleUsers,
   | Moodle
   | Discourse
   | AuditLog
@@ -280,6 +286,9 @@ export const runSync = (
         nextOffset: undefined,
       }
       : selectBatch(candidates, options.offset, options.batchSize);
+    if (options.user !== undefined && batch.length === 0) {
+      return yield* new UnknownMoodleUser({ username: options.user });
+    }
 
     const rows = yield* Ref.make<Record<string, number>>({});
     const stop = yield* Ref.make<StopReason | undefined>(undefined);
@@ -884,7 +893,7 @@ export const runSync = (
       ).reduce((sum, [, n]) => sum + n, 0),
       discourseRequests: yield* discourse.requestsSent,
       elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
-      logPath: audit.path,
+      logPath: Option.getOrUndefined(yield* audit.written),
       offset: options.user ? 0 : options.offset,
       // A stopped run resumes where it stopped, not after its batch.
       nextOffset: stoppedBy ? undefined : nextOffset,
@@ -903,6 +912,7 @@ const loadMoodleUsers = Effect.gen(function* () {
   const moodle = yield* Moodle;
   const reporter = yield* Reporter;
   const all = yield* moodle.allUsers;
+  if (all.records.length === 0) return yield* new NoMoodleUsers();
   for (const warning of all.warnings) {
     yield* reporter.warn(
       `Moodle warning ${warning.warningcode}: ${warning.message}`,
