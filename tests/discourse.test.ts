@@ -156,6 +156,28 @@ const assertNoSecret = (error: DiscourseError) => {
 const requestsTo = (fake: FakeDiscourse, path: string) =>
   fake.requests.filter((request) => request.path === path);
 
+/** Not Discourse: a server answering whatever `handler` says, in its place. */
+const withServer = async (
+  handler: (request: Request) => Response,
+  body: (fakeLike: FakeDiscourse) => Promise<void>,
+) => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    handler,
+  );
+  try {
+    await body(
+      {
+        url: `http://127.0.0.1:${server.addr.port}`,
+        apiKey,
+        apiUser: "sync_admin",
+      } as FakeDiscourse,
+    );
+  } finally {
+    await server.shutdown();
+  }
+};
+
 const withFake = async (
   scenario: Partial<DiscourseScenario>,
   body: (fake: FakeDiscourse) => Promise<void>,
@@ -515,8 +537,7 @@ Deno.test("a server echoing the key back never gets it into an error", async () 
   // Not Discourse: a misbehaving proxy that pastes request headers into its
   // answers, each time where an excerpt would cut the key in half.
   const filler = "x".repeat(185);
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+  await withServer(
     (request) => {
       const key = request.headers.get("api-key") ?? "";
       const path = new URL(request.url).pathname;
@@ -530,36 +551,29 @@ Deno.test("a server echoing the key back never gets it into an error", async () 
       }
       return new Response(`${filler} ${key}`, { status: 200 });
     },
-  );
-  try {
-    const fakeLike = {
-      url: `http://127.0.0.1:${server.addr.port}`,
-      apiKey,
-      apiUser: "sync_admin",
-    } as FakeDiscourse;
-    const errors = await runWith(
-      fakeLike,
-      Effect.flatMap(Discourse, (discourse) =>
-        Effect.all([
-          Effect.flip(discourse.updateProfile("refused", { name: "R" })),
-          Effect.flip(discourse.userByUsername("broken")),
-          Effect.flip(discourse.emails("garbled")),
-        ])),
-      { tuning: { maxFailureRetries: 0 } },
-    );
-    assert.deepEqual(errors.map((error) => error._tag), [
-      "DiscourseValidationError",
-      "DiscourseServerError",
-      "DiscourseDecodeError",
-    ]);
-    for (const error of errors) {
-      for (const text of renderings(error)) {
-        assert.ok(!text.includes(apiKey.slice(0, 10)), `key leaked: ${text}`);
+    async (fakeLike) => {
+      const errors = await runWith(
+        fakeLike,
+        Effect.flatMap(Discourse, (discourse) =>
+          Effect.all([
+            Effect.flip(discourse.updateProfile("refused", { name: "R" })),
+            Effect.flip(discourse.userByUsername("broken")),
+            Effect.flip(discourse.emails("garbled")),
+          ])),
+        { tuning: { maxFailureRetries: 0 } },
+      );
+      assert.deepEqual(errors.map((error) => error._tag), [
+        "DiscourseValidationError",
+        "DiscourseServerError",
+        "DiscourseDecodeError",
+      ]);
+      for (const error of errors) {
+        for (const text of renderings(error)) {
+          assert.ok(!text.includes(apiKey.slice(0, 10)), `key leaked: ${text}`);
+        }
       }
-    }
-  } finally {
-    await server.shutdown();
-  }
+    },
+  );
 });
 
 // ---------------------------------------------------------------- retries
@@ -1125,25 +1139,20 @@ Deno.test("serverWords and excerpt keep messages short and readable", () => {
 
 Deno.test("an answer of the wrong shape is described field by field, in words", async () => {
   // A proxy or a plugin that changed the answer: the user's id as a string.
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+  await withServer(
     () => Response.json({ user: { id: "7", username: "odd", name: 5 } }),
+    async (fakeLike) => {
+      const error = await failureOf(
+        fakeLike,
+        Effect.flatMap(
+          Discourse,
+          (discourse) => discourse.userByUsername("odd"),
+        ),
+        { tuning: { maxFailureRetries: 0 } },
+      );
+      assert.equal(error._tag, "DiscourseDecodeError");
+      assert.match(error.message, /user\.id: expected a number, found "7"/);
+      assert.doesNotMatch(error.message, /Struct|Encoded side|Expected|└/);
+    },
   );
-  try {
-    const fakeLike = {
-      url: `http://127.0.0.1:${server.addr.port}`,
-      apiKey,
-      apiUser: "sync_admin",
-    } as FakeDiscourse;
-    const error = await failureOf(
-      fakeLike,
-      Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("odd")),
-      { tuning: { maxFailureRetries: 0 } },
-    );
-    assert.equal(error._tag, "DiscourseDecodeError");
-    assert.match(error.message, /user\.id: expected a number, found "7"/);
-    assert.doesNotMatch(error.message, /Struct|Encoded side|Expected|└/);
-  } finally {
-    await server.shutdown();
-  }
 });

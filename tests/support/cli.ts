@@ -1,4 +1,5 @@
 import { parse } from "csv-parse/sync";
+import { denoRunFlags } from "../../src/permissions.ts";
 
 const mainModule = new URL("../../src/main.ts", import.meta.url).pathname;
 /** Named, so that the CLI finds its imports from any working folder. */
@@ -15,13 +16,7 @@ export const cliArgs = (args: ReadonlyArray<string>): string[] => [
   "run",
   "--config",
   configFile,
-  "--no-prompt",
-  "--deny-ffi",
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-sys",
+  ...denoRunFlags,
   mainModule,
   ...args,
 ];
