@@ -52,7 +52,7 @@ export const syncFlags: ReadonlyArray<Flag> = [
   },
   {
     name: "create-missing",
-    meaning: "create the accounts the forum lacks (a dry-run shows them)",
+    meaning: "also create the accounts the forum lacks",
   },
   {
     name: "check",
