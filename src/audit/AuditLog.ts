@@ -1,4 +1,4 @@
-import { FileSystem } from "@effect/platform";
+import * as FileSystem from "@effect/platform/FileSystem";
 import { Context, Data, Effect, Layer, Option, Ref } from "effect";
 import { stringify } from "csv-stringify/sync";
 import { macPath, RunningSeal, type SealScope } from "./LogMac.ts";
