@@ -2,7 +2,7 @@ import process from "node:process";
 import { Args, Command, Options, Prompt } from "@effect/cli";
 import * as FileSystem from "@effect/platform/FileSystem";
 import * as Terminal from "@effect/platform/Terminal";
-import { Console, Duration, Effect, Layer, Option } from "effect";
+import { Console, Duration, Effect, Either, Layer, Option } from "effect";
 import denoJson from "../deno.json" with { type: "json" };
 import { AuditLog, AuditLogError, type RunMode } from "./audit/AuditLog.ts";
 import { Journal } from "./audit/Journal.ts";
@@ -208,6 +208,13 @@ const withLogFile = <A, E, R>(run: Effect.Effect<A, E, R>) =>
         Effect.map(audit.written, (logFile) => ({ outcome, logFile }))),
   );
 
+/** The services themselves failed (a log that cannot be made): no log. */
+const servicesFailed = <E>(error: E) =>
+  Effect.succeed({
+    outcome: Either.left(error),
+    logFile: Option.none<string>(),
+  });
+
 /** A usage problem: said once, exit 2, nothing contacted. */
 const usage = (proc: Process, message: string) =>
   Effect.zipRight(
@@ -366,7 +373,11 @@ export const makeCommand = (proc: Process) =>
             : undefined,
           stopRequested: proc.stopRequested,
           stopNow: proc.stopNow,
-        }).pipe(withLogFile, Effect.provide(services));
+        }).pipe(
+          withLogFile,
+          Effect.provide(services),
+          Effect.catchAll(servicesFailed),
+        );
         if (outcome._tag === "Left") {
           return yield* runFailed(proc, settings, outcome.left, logFile);
         }
@@ -485,7 +496,11 @@ export const makeRevertCommand = (
           forum: forumKey(settings.discourse.url),
           stopRequested: proc.stopRequested,
           stopNow: proc.stopNow,
-        }).pipe(withLogFile, Effect.provide(services));
+        }).pipe(
+          withLogFile,
+          Effect.provide(services),
+          Effect.catchAll(servicesFailed),
+        );
         if (outcome._tag === "Left") {
           return yield* runFailed(proc, settings, outcome.left, logFile);
         }

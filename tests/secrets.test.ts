@@ -256,7 +256,13 @@ const cases: ReadonlyArray<Case> = [
         count: 1,
         status: 200,
         body: JSON.stringify({
-          users: [],
+          // One user: an empty list is an error of its own.
+          users: [{
+            id: 2,
+            username: "ana",
+            fullname: "Ana",
+            email: "a@x.org",
+          }],
           warnings: [{
             warningcode: "echo",
             message: `token ${moodleSecret}, encoded ${
