@@ -1,0 +1,125 @@
+/**
+ * The data the leavers planner reads and returns: plain values the runner
+ * fills from Moodle, the forum and the state store.
+ */
+
+export interface DeprovisionPolicy {
+  /** `"off"` leaves such users to `exclude.suspended`, as before. */
+  readonly suspendedInMoodle: "suspend" | "off";
+  readonly goneFromMoodle: "suspend" | "off";
+  /** The suspension reason; also how our suspensions are recognised later. */
+  readonly reason: string;
+  readonly reactivate: boolean;
+}
+
+export interface MoodleUserState {
+  readonly id: number;
+  readonly username: string;
+  readonly suspended: boolean;
+}
+
+/** What the state store links and remembers about one Moodle user. */
+export interface StoredLink {
+  readonly moodleId: number;
+  readonly moodleUsername: string;
+  readonly forumUserId: number;
+  readonly forumUsername: string;
+  /** Consecutive full Moodle lists, before this run, without this user. */
+  readonly absences: number;
+  /** The date (YYYY-MM-DD) of the first of those lists. */
+  readonly absentSince: string | undefined;
+  readonly suspendedByUs: boolean;
+}
+
+export interface ForumAccountState {
+  readonly id: number;
+  readonly username: string;
+  /** Admin or moderator: Discourse refuses to suspend them. */
+  readonly staff: boolean;
+  /** ISO time; suspended while it lies in the future. */
+  readonly suspendedTill: string | undefined;
+  readonly suspendReason: string | undefined;
+}
+
+/** A Moodle user's forum account, as the profile sync's matching found it. */
+export type LeaverAccount =
+  | { readonly _tag: "Found"; readonly account: ForumAccountState }
+  | { readonly _tag: "Refused"; readonly message: string };
+
+export interface LeaversPlanInput {
+  readonly policy: DeprovisionPolicy;
+  /** The users this run read from Moodle. */
+  readonly moodleUsers: ReadonlyArray<MoodleUserState>;
+  /** `full`: the whole Moodle list; `partial`: `--user` or a batch. */
+  readonly runKind: "full" | "partial";
+  /** By Moodle id; present users by matching, gone users by their store link. No entry: no account. */
+  readonly accounts: ReadonlyMap<number, LeaverAccount>;
+  /** Undefined without a state store. */
+  readonly store: ReadonlyArray<StoredLink> | undefined;
+  /**
+   * By Moodle id, why `exclude` covers the user. Being suspended in Moodle
+   * is not an exclusion here: with `suspendedInMoodle` it is the cause.
+   */
+  readonly excluded: ReadonlyMap<number, string>;
+  /** `discourse.apiUser`: the sync never suspends the account it works as. */
+  readonly apiUser: string;
+  readonly now: Date;
+}
+
+export type SuspensionCause =
+  | { readonly _tag: "SuspendedInMoodle" }
+  | { readonly _tag: "Gone"; readonly since: string };
+
+interface AccountChange {
+  readonly moodleId: number;
+  readonly moodleUsername: string;
+  readonly forumUserId: number;
+  readonly forumUsername: string;
+  readonly message: string;
+}
+export interface Suspension extends AccountChange {
+  readonly cause: SuspensionCause;
+}
+export type Reactivation = AccountChange;
+
+export type RefusalKind =
+  | "Staff"
+  | "ApiUser"
+  | "Excluded"
+  | "AccountRefused"
+  | "AlreadySuspended"
+  | "NotOurs";
+
+export interface LeaverRefusal {
+  readonly moodleId: number;
+  readonly forumUsername: string | undefined;
+  readonly wanted: "suspend" | "reactivate";
+  readonly kind: RefusalKind;
+  readonly message: string;
+}
+
+/** Whether gone users were looked for, and if not, why. */
+export type GoneCheck =
+  | { readonly _tag: "Off" }
+  | { readonly _tag: "Done" }
+  | { readonly _tag: "NoStore"; readonly message: string }
+  | { readonly _tag: "PartialRun"; readonly message: string }
+  | { readonly _tag: "ListShrunk"; readonly message: string };
+
+/** The store's absence record for one user after this run. */
+export interface AbsenceUpdate {
+  readonly moodleId: number;
+  readonly absences: number;
+  readonly absentSince: string | undefined;
+}
+
+export interface LeaversPlan {
+  readonly suspensions: ReadonlyArray<Suspension>;
+  readonly reactivations: ReadonlyArray<Reactivation>;
+  readonly refusals: ReadonlyArray<LeaverRefusal>;
+  readonly goneCheck: GoneCheck;
+  /** The shrink guard fired: the run must exit 5 even if nothing else failed. */
+  readonly exitRemovalsHeld: boolean;
+  /** Only the records that change; none unless this was a trusted full list. */
+  readonly absenceUpdates: ReadonlyArray<AbsenceUpdate>;
+}
