@@ -17,6 +17,7 @@ import type {
   MoodleUserState,
   Reactivation,
   RefusalKind,
+  StoredLink,
   Suspension,
   SuspensionCause,
 } from "./model.ts";
@@ -94,151 +95,197 @@ const goneCheckOf = (input: LeaversPlanInput, shrunk: boolean): GoneCheck => {
   return { _tag: "Done" };
 };
 
+/** One account's verdict; undefined when there is nothing to do or say. */
+type Decision =
+  | { readonly _tag: "Suspend"; readonly suspension: Suspension }
+  | { readonly _tag: "Reactivate"; readonly reactivation: Reactivation }
+  | { readonly _tag: "Refuse"; readonly refusal: LeaverRefusal }
+  | undefined;
+
+const refuse = (
+  moodleId: number,
+  account: ForumAccountState | undefined,
+  wanted: "suspend" | "reactivate",
+  kind: RefusalKind,
+  message: string,
+): Decision => ({
+  _tag: "Refuse",
+  refusal: {
+    moodleId,
+    forumUsername: account?.username,
+    wanted,
+    kind,
+    message,
+  },
+});
+
+/** The forum account to act on, or the matching's refusal. */
+const accountOf = (
+  moodleId: number,
+  wanted: "suspend" | "reactivate",
+  input: LeaversPlanInput,
+): ForumAccountState | Decision => {
+  const found = input.accounts.get(moodleId);
+  // No forum account: nothing to suspend or reactivate, nothing to say.
+  if (found === undefined) return undefined;
+  return found._tag === "Refused"
+    ? refuse(moodleId, undefined, wanted, "AccountRefused", found.message)
+    : found.account;
+};
+
+const isAccount = (
+  value: ForumAccountState | Decision,
+): value is ForumAccountState => value !== undefined && !("_tag" in value);
+
+function decideSuspension(
+  user: { readonly id: number; readonly username: string },
+  cause: SuspensionCause,
+  input: LeaversPlanInput,
+): Decision {
+  const account = accountOf(user.id, "suspend", input);
+  if (!isAccount(account)) return account;
+  const refusal = suspensionRefusal(
+    account,
+    input.excluded.get(user.id),
+    input,
+  );
+  if (refusal !== undefined) {
+    return refuse(user.id, account, "suspend", refusal.kind, refusal.message);
+  }
+  return {
+    _tag: "Suspend",
+    suspension: {
+      moodleId: user.id,
+      moodleUsername: user.username,
+      forumUserId: account.id,
+      forumUsername: account.username,
+      cause,
+      message: cause._tag === "Gone"
+        ? `absent from Moodle since ${cause.since}`
+        : "suspended in Moodle",
+    },
+  };
+}
+
+function decideReactivation(
+  user: MoodleUserState,
+  suspendedByUs: boolean,
+  input: LeaversPlanInput,
+): Decision {
+  const account = accountOf(user.id, "reactivate", input);
+  if (!isAccount(account)) return account;
+  if (!isSuspendedNow(account, input.now)) return undefined;
+  const exclusion = input.excluded.get(user.id);
+  if (exclusion !== undefined) {
+    return refuse(
+      user.id,
+      account,
+      "reactivate",
+      "Excluded",
+      `not reactivated: ${exclusion}`,
+    );
+  }
+  // Ours: recorded in the store, or carrying the reason only we write.
+  if (!suspendedByUs && account.suspendReason !== input.policy.reason) {
+    return refuse(
+      user.id,
+      account,
+      "reactivate",
+      "NotOurs",
+      `not reactivated: suspended by someone else (reason: ${
+        JSON.stringify(account.suspendReason ?? "")
+      }); the sync only lifts its own suspensions`,
+    );
+  }
+  return {
+    _tag: "Reactivate",
+    reactivation: {
+      moodleId: user.id,
+      moodleUsername: user.username,
+      forumUserId: account.id,
+      forumUsername: account.username,
+      message: "active again in Moodle",
+    },
+  };
+}
+
+interface Absence extends AbsenceUpdate {
+  readonly link: StoredLink;
+}
+
+/** Each stored user's absence count after this list, where it changes. */
+const absencesAfter = (
+  store: ReadonlyArray<StoredLink>,
+  listed: ReadonlySet<number>,
+  now: Date,
+): ReadonlyArray<Absence> =>
+  store.flatMap((link): Array<Absence> => {
+    if (!listed.has(link.moodleId)) {
+      return [{
+        link,
+        moodleId: link.moodleId,
+        absences: link.absences + 1,
+        absentSince: link.absentSince ?? isoDate(now),
+      }];
+    }
+    return link.absences === 0 ? [] : [{
+      link,
+      moodleId: link.moodleId,
+      absences: 0,
+      absentSince: undefined,
+    }];
+  });
+
 export function planLeavers(input: LeaversPlanInput): LeaversPlan {
-  const { policy, now } = input;
-  const suspensions: Suspension[] = [];
-  const reactivations: Reactivation[] = [];
-  const refusals: LeaverRefusal[] = [];
-  const storeById = new Map(
-    (input.store ?? []).map((link) => [link.moodleId, link]),
+  const { policy } = input;
+  const store = input.store ?? [];
+  const ourSuspensions = new Set(
+    store.filter((link) => link.suspendedByUs).map((link) => link.moodleId),
+  );
+  const decisions: Decision[] = input.moodleUsers.map((user) =>
+    user.suspended
+      ? policy.suspendedInMoodle === "suspend"
+        ? decideSuspension(user, { _tag: "SuspendedInMoodle" }, input)
+        : undefined
+      : policy.reactivate
+      ? decideReactivation(user, ourSuspensions.has(user.id), input)
+      : undefined
   );
 
-  const consider = (
-    moodleId: number,
-    wanted: "suspend" | "reactivate",
-    decide: (account: ForumAccountState) => void,
-  ) => {
-    const found = input.accounts.get(moodleId);
-    // No forum account: nothing to suspend or reactivate, nothing to say.
-    if (found === undefined) return;
-    if (found._tag === "Refused") {
-      refusals.push({
-        moodleId,
-        forumUsername: undefined,
-        wanted,
-        kind: "AccountRefused",
-        message: found.message,
-      });
-      return;
-    }
-    decide(found.account);
-  };
-
-  const suspend = (
-    user: { readonly id: number; readonly username: string },
-    cause: SuspensionCause,
-  ) =>
-    consider(user.id, "suspend", (account) => {
-      const refusal = suspensionRefusal(
-        account,
-        input.excluded.get(user.id),
-        input,
-      );
-      if (refusal !== undefined) {
-        refusals.push({
-          moodleId: user.id,
-          forumUsername: account.username,
-          wanted: "suspend",
-          ...refusal,
-        });
-        return;
-      }
-      suspensions.push({
-        moodleId: user.id,
-        moodleUsername: user.username,
-        forumUserId: account.id,
-        forumUsername: account.username,
-        cause,
-        message: cause._tag === "Gone"
-          ? `absent from Moodle since ${cause.since}`
-          : "suspended in Moodle",
-      });
-    });
-
-  const reactivate = (user: MoodleUserState) =>
-    consider(user.id, "reactivate", (account) => {
-      if (!isSuspendedNow(account, now)) return;
-      const refuse = (kind: RefusalKind, message: string) =>
-        refusals.push({
-          moodleId: user.id,
-          forumUsername: account.username,
-          wanted: "reactivate",
-          kind,
-          message,
-        });
-      const exclusion = input.excluded.get(user.id);
-      if (exclusion !== undefined) {
-        return refuse("Excluded", `not reactivated: ${exclusion}`);
-      }
-      const ours = storeById.get(user.id)?.suspendedByUs === true ||
-        account.suspendReason === policy.reason;
-      if (!ours) {
-        return refuse(
-          "NotOurs",
-          `not reactivated: suspended by someone else (reason: ${
-            JSON.stringify(account.suspendReason ?? "")
-          }); the sync only lifts its own suspensions`,
-        );
-      }
-      reactivations.push({
-        moodleId: user.id,
-        moodleUsername: user.username,
-        forumUserId: account.id,
-        forumUsername: account.username,
-        message: "active again in Moodle",
-      });
-    });
-
-  for (const user of input.moodleUsers) {
-    if (user.suspended) {
-      if (policy.suspendedInMoodle === "suspend") {
-        suspend(user, { _tag: "SuspendedInMoodle" });
-      }
-    } else if (policy.reactivate) {
-      reactivate(user);
-    }
-  }
-
   const listed = new Set(input.moodleUsers.map((user) => user.id));
-  const known = input.store?.length ?? 0;
   // Whole numbers: 0.9 * 70 is 63.00000000000001, which would distrust 63.
-  const shrunk = input.moodleUsers.length * 100 < shrinkGuardPercent * known;
+  const shrunk =
+    input.moodleUsers.length * 100 < shrinkGuardPercent * store.length;
   const goneCheck = goneCheckOf(input, shrunk);
   // Absences only count from lists that could show the user: a partial or
   // shrunken list would bring honest users closer to suspension.
   const trustedList = input.runKind === "full" && !shrunk;
-  const absenceUpdates: AbsenceUpdate[] = [];
-  for (const link of trustedList ? input.store ?? [] : []) {
-    if (listed.has(link.moodleId)) {
-      if (link.absences > 0) {
-        absenceUpdates.push({
-          moodleId: link.moodleId,
-          absences: 0,
-          absentSince: undefined,
-        });
-      }
-      continue;
-    }
-    const absence = {
-      moodleId: link.moodleId,
-      absences: link.absences + 1,
-      absentSince: link.absentSince ?? isoDate(now),
-    };
-    absenceUpdates.push(absence);
-    if (goneCheck._tag === "Done" && absence.absences >= absencesBeforeGone) {
-      suspend(
+  const absences = trustedList ? absencesAfter(store, listed, input.now) : [];
+  if (goneCheck._tag === "Done") {
+    for (const { link, absences: count, absentSince } of absences) {
+      if (count < absencesBeforeGone || absentSince === undefined) continue;
+      decisions.push(decideSuspension(
         { id: link.moodleId, username: link.moodleUsername },
-        { _tag: "Gone", since: absence.absentSince },
-      );
+        { _tag: "Gone", since: absentSince },
+        input,
+      ));
     }
   }
 
   return {
-    suspensions,
-    reactivations,
-    refusals,
+    suspensions: decisions.flatMap((d) =>
+      d?._tag === "Suspend" ? [d.suspension] : []
+    ),
+    reactivations: decisions.flatMap((d) =>
+      d?._tag === "Reactivate" ? [d.reactivation] : []
+    ),
+    refusals: decisions.flatMap((d) => d?._tag === "Refuse" ? [d.refusal] : []),
     goneCheck,
     exitRemovalsHeld: goneCheck._tag === "ListShrunk",
-    absenceUpdates,
+    absenceUpdates: absences.map(({ moodleId, absences, absentSince }) => ({
+      moodleId,
+      absences,
+      absentSince,
+    })),
   };
 }
