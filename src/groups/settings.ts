@@ -7,7 +7,7 @@
  */
 import { Schema } from "effect";
 import { defaultMaxRemovals } from "../domain/removals.ts";
-import { confusingSuffixes } from "../sync/normalize.ts";
+import { confusingSuffix } from "../sync/normalize.ts";
 
 const expecting = (expected: string) => ({
   message: () => ({ message: expected, override: true }),
@@ -34,11 +34,6 @@ export const isAutomaticGroupName = (name: string): boolean =>
 
 /** Discourse's hard cap on usernames, which group names share. */
 const maxGroupNameLength = 60;
-
-const confusingSuffix = new RegExp(
-  `\\.(${confusingSuffixes.join("|")})$`,
-  "i",
-);
 
 /**
  * Why Discourse's UsernameValidator (which group names go through) would

@@ -65,7 +65,7 @@ export const confusingSuffixes: ReadonlyArray<string> = [
   "woff",
 ];
 
-const confusingSuffix = new RegExp(
+export const confusingSuffix = new RegExp(
   `\\.(${confusingSuffixes.join("|")})$`,
   "i",
 );
