@@ -116,6 +116,25 @@ Deno.test("several entries feed one group: its members are their union", () => {
   );
 });
 
+Deno.test("a user in several sources of the union is added, or refused, once", () => {
+  const accounts = accountsFor([1]);
+  accounts.set(2, {
+    _tag: "Refused",
+    kind: "NotFound",
+    message: "no forum account",
+  });
+  const result = plan({
+    reads: [
+      [cohort("a", "g1x"), members(1, 2)],
+      [course("B", "g1x"), members(2, 1)],
+    ],
+    group: found([]),
+    accounts,
+  });
+  assert.deepEqual(usernames(result.additions), ["u1"]);
+  assert.deepEqual(result.leftAlone.map((left) => left.moodleId), [2]);
+});
+
 Deno.test("a group the forum marks automatic is never changed", () => {
   const result = plan({
     reads: [[cohort("c", "helpers"), members(1)]],

@@ -118,6 +118,7 @@ function readSources(
     refusedAccounts: new Map(),
     emptySources: [],
   };
+  const seen = new Set<number>();
   for (const source of sources) {
     const read = input.sources.get(sourceKey(source)) ??
       { _tag: "Failed", reason: "it was not read" };
@@ -129,11 +130,14 @@ function readSources(
     }
     if (read.moodleIds.length === 0) view.emptySources.push(source);
     for (const moodleId of read.moodleIds) {
+      // A user in several sources of the union is judged (and logged) once.
+      if (seen.has(moodleId)) continue;
+      seen.add(moodleId);
       const verdict = input.accounts.get(moodleId);
       if (verdict === undefined || verdict._tag === "Refused") {
         const pointsAt = verdict?.username?.toLowerCase();
-        if (pointsAt !== undefined) {
-          view.refusedAccounts.set(pointsAt, verdict?.message ?? "");
+        if (verdict !== undefined && pointsAt !== undefined) {
+          view.refusedAccounts.set(pointsAt, verdict.message);
         }
         // A refused user who is already a member is kept, not "not added".
         if (concerns(moodleId) && !current.has(pointsAt ?? "")) {
