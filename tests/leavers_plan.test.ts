@@ -7,6 +7,10 @@ import type {
   StoredLink,
 } from "../src/leavers/model.ts";
 import { planLeavers } from "../src/leavers/plan.ts";
+import type { StoredUser } from "../src/state/Store.ts";
+
+// The runner hands the store's entries over as they are.
+const _storeEntriesFit = (entry: StoredUser): StoredLink => entry;
 
 const ourReason = "Account closed in Moodle";
 const now = new Date("2026-12-01T12:00:00Z");
@@ -33,14 +37,22 @@ const forumAccount = (
 
 const link = (id: number, extra: Partial<StoredLink> = {}): StoredLink => ({
   moodleId: id,
-  moodleUsername: `m${id}`,
-  forumUserId: id,
+  forumId: id,
   forumUsername: `f${id}`,
-  absences: 0,
-  absentSince: undefined,
-  suspendedByUs: false,
+  absentFullLists: 0,
+  lastSeenAt: "2026-11-30T02:00:00.000Z",
+  suspendedByUsAt: undefined,
   ...extra,
 });
+const storeOf = (links: ReadonlyArray<StoredLink>) =>
+  new Map(links.map((entry) => [entry.moodleId, entry]));
+/** The ten users' store, with some entries replaced. */
+const storeWith = (...changed: ReadonlyArray<StoredLink>) =>
+  storeOf(
+    [...input().store!.values()].map((entry) =>
+      changed.find((c) => c.moodleId === entry.moodleId) ?? entry
+    ),
+  );
 
 const found = (account: ForumAccountState): LeaverAccount => ({
   _tag: "Found",
@@ -60,7 +72,7 @@ const input = (given: Partial<LeaversPlanInput> = {}): LeaversPlanInput => {
     moodleUsers: ids.map((id) => moodleUser(id)),
     runKind: "full",
     accounts: new Map(ids.map((id) => [id, found(forumAccount(id))])),
-    store: ids.map((id) => link(id)),
+    store: storeOf(ids.map((id) => link(id))),
     excluded: new Map(),
     apiUser: "system",
     now,
@@ -163,44 +175,47 @@ Deno.test("an account the matching refused is not suspended; no account, nothing
 const withoutUser = (id: number) =>
   input().moodleUsers.filter((user) => user.id !== id);
 
-Deno.test("gone from one full list: nothing suspended, the absence is counted", () => {
+Deno.test("gone from one full list: nothing suspended, the list is recorded", () => {
   const plan = planLeavers(input({ moodleUsers: withoutUser(7) }));
-  assert.deepEqual(plan.suspensions, []);
-  assert.deepEqual(plan.absenceUpdates, [
-    { moodleId: 7, absences: 1, absentSince: "2026-12-01" },
-  ]);
+  assert.deepEqual([plan.suspensions, plan.refusals], [[], []]);
   assert.deepEqual(plan.goneCheck, { _tag: "Done" });
+  assert.equal(plan.recordFullList, true);
 });
 
 Deno.test("gone from two full lists in a row: suspended, saying since when", () => {
-  const store = input().store!.map((entry) =>
-    entry.moodleId === 7
-      ? link(7, { absences: 1, absentSince: "2026-11-24" })
-      : entry
+  const store = storeWith(
+    link(7, { absentFullLists: 1, lastSeenAt: "2026-11-24T02:00:00.000Z" }),
   );
   const plan = planLeavers(input({ moodleUsers: withoutUser(7), store }));
   assert.deepEqual(plan.suspensions, [{
     moodleId: 7,
-    moodleUsername: "m7",
+    moodleUsername: undefined,
     forumUserId: 7,
     forumUsername: "f7",
-    cause: { _tag: "Gone", since: "2026-11-24" },
+    cause: {
+      _tag: "Gone",
+      absentFullLists: 2,
+      lastSeenAt: "2026-11-24T02:00:00.000Z",
+    },
     message: "absent from Moodle since 2026-11-24",
   }]);
-  assert.deepEqual(plan.absenceUpdates, [
-    { moodleId: 7, absences: 2, absentSince: "2026-11-24" },
-  ]);
+});
+
+Deno.test("a gone user no full list ever held is counted in lists, not dated", () => {
+  const store = storeWith(
+    link(7, { absentFullLists: 4, lastSeenAt: undefined }),
+  );
+  const plan = planLeavers(input({ moodleUsers: withoutUser(7), store }));
+  assert.equal(
+    plan.suspensions[0].message,
+    "absent from the last 5 full Moodle lists",
+  );
 });
 
 Deno.test("a gone staff account is refused like any other", () => {
-  const store = input().store!.map((entry) =>
-    entry.moodleId === 7
-      ? link(7, { absences: 3, absentSince: "2026-11-01" })
-      : entry
-  );
   const plan = planLeavers(input({
     moodleUsers: withoutUser(7),
-    store,
+    store: storeWith(link(7, { absentFullLists: 3 })),
     accounts: accountsWith(forumAccount(7, { staff: true })),
   }));
   assert.deepEqual(plan.suspensions, []);
@@ -208,8 +223,10 @@ Deno.test("a gone staff account is refused like any other", () => {
 });
 
 Deno.test("a Moodle list shrunk to half suspends no one as gone, and the run must exit 5", () => {
-  const store = input().store!.map((entry) =>
-    link(entry.moodleId, { absences: 1, absentSince: "2026-11-24" })
+  const store = storeOf(
+    [...input().store!.values()].map((entry) =>
+      link(entry.moodleId, { absentFullLists: 1 })
+    ),
   );
   const half = input().moodleUsers.slice(0, 5).map((user) =>
     user.id === 2 ? moodleUser(2, true) : user
@@ -226,15 +243,11 @@ Deno.test("a Moodle list shrunk to half suspends no one as gone, and the run mus
     /holds 5 users, fewer than 90% of the 10 the state store knows/,
   );
   assert.equal(plan.exitRemovalsHeld, true);
-  assert.deepEqual(plan.absenceUpdates, [], "a broken list counts no absence");
+  assert.equal(plan.recordFullList, false, "a broken list counts no absence");
 });
 
 Deno.test("a list at exactly 90% of the store is trusted", () => {
-  const store = input().store!.map((entry) =>
-    entry.moodleId === 10
-      ? link(10, { absences: 1, absentSince: "2026-11-24" })
-      : entry
-  );
+  const store = storeWith(link(10, { absentFullLists: 1 }));
   const plan = planLeavers(input({ store, moodleUsers: withoutUser(10) }));
   assert.equal(plan.goneCheck._tag, "Done");
   assert.deepEqual(plan.suspensions.map((s) => s.moodleId), [10]);
@@ -242,7 +255,7 @@ Deno.test("a list at exactly 90% of the store is trusted", () => {
   const seventy = Array.from({ length: 70 }, (_, i) => link(i + 1));
   const listed = (count: number) =>
     planLeavers(input({
-      store: seventy,
+      store: storeOf(seventy),
       moodleUsers: seventy.slice(0, count).map((l) => moodleUser(l.moodleId)),
     })).goneCheck._tag;
   assert.equal(listed(63), "Done", "63 of 70 is 90%");
@@ -250,8 +263,10 @@ Deno.test("a list at exactly 90% of the store is trusted", () => {
 });
 
 Deno.test("--user and batch runs never suspend gone users nor count absences", () => {
-  const store = input().store!.map((entry) =>
-    link(entry.moodleId, { absences: 5, absentSince: "2026-10-01" })
+  const store = storeOf(
+    [...input().store!.values()].map((entry) =>
+      link(entry.moodleId, { absentFullLists: 5 })
+    ),
   );
   const plan = planLeavers(input({
     runKind: "partial",
@@ -260,7 +275,7 @@ Deno.test("--user and batch runs never suspend gone users nor count absences", (
   }));
   assert.deepEqual(plan.suspensions.map((s) => s.moodleId), [1]);
   assert.equal(plan.goneCheck._tag, "PartialRun");
-  assert.deepEqual(plan.absenceUpdates, []);
+  assert.equal(plan.recordFullList, false);
   assert.equal(plan.exitRemovalsHeld, false);
 });
 
@@ -273,7 +288,7 @@ Deno.test("without the state store, gone users are never suspended and the run s
     plan.goneCheck._tag === "NoStore" ? plan.goneCheck.message : "",
     /without the state store/,
   );
-  assert.deepEqual([plan.suspensions, plan.absenceUpdates], [[], []]);
+  assert.deepEqual(plan.suspensions, []);
   const off = planLeavers(input({
     store: undefined,
     policy: { ...input().policy, goneFromMoodle: "off" },
@@ -281,21 +296,9 @@ Deno.test("without the state store, gone users are never suspended and the run s
   assert.deepEqual(off.goneCheck, { _tag: "Off" });
 });
 
-Deno.test("a user back in Moodle has the absence count reset", () => {
-  const store = input().store!.map((entry) =>
-    entry.moodleId === 8
-      ? link(8, { absences: 1, absentSince: "2026-11-24" })
-      : entry
-  );
-  const plan = planLeavers(input({ store }));
-  assert.deepEqual(plan.absenceUpdates, [
-    { moodleId: 8, absences: 0, absentSince: undefined },
-  ]);
-});
-
 Deno.test("our suspension is lifted when the Moodle user is active again", () => {
-  const store = input().store!.map((entry) =>
-    entry.moodleId === 2 ? link(2, { suspendedByUs: true }) : entry
+  const store = storeWith(
+    link(2, { suspendedByUsAt: "2026-11-20T02:00:00.000Z" }),
   );
   const plan = planLeavers(input({
     store,

@@ -18,17 +18,21 @@ export interface MoodleUserState {
   readonly suspended: boolean;
 }
 
-/** What the state store links and remembers about one Moodle user. */
+/**
+ * What the state store remembers of one Moodle user: the fields of its
+ * `StoredUser` this plan reads, so the runner passes the store's entries as
+ * they are.
+ */
 export interface StoredLink {
   readonly moodleId: number;
-  readonly moodleUsername: string;
-  readonly forumUserId: number;
+  readonly forumId: number;
   readonly forumUsername: string;
-  /** Consecutive full Moodle lists, before this run, without this user. */
-  readonly absences: number;
-  /** The date (YYYY-MM-DD) of the first of those lists. */
-  readonly absentSince: string | undefined;
-  readonly suspendedByUs: boolean;
+  /** Consecutive full Moodle lists without this user, before this run's. */
+  readonly absentFullLists: number;
+  /** ISO 8601: the last full Moodle list that held this user. */
+  readonly lastSeenAt: string | undefined;
+  /** ISO 8601: when this tool suspended the forum account, if it did. */
+  readonly suspendedByUsAt: string | undefined;
 }
 
 export interface ForumAccountState {
@@ -54,8 +58,8 @@ export interface LeaversPlanInput {
   readonly runKind: "full" | "partial";
   /** By Moodle id; present users by matching, gone users by their store link. No entry: no account. */
   readonly accounts: ReadonlyMap<number, LeaverAccount>;
-  /** Undefined without a state store. */
-  readonly store: ReadonlyArray<StoredLink> | undefined;
+  /** By Moodle id, as read before this run; undefined without a state store. */
+  readonly store: ReadonlyMap<number, StoredLink> | undefined;
   /**
    * By Moodle id, why `exclude` covers the user. Being suspended in Moodle
    * is not an exclusion here: with `suspendedInMoodle` it is the cause.
@@ -68,11 +72,18 @@ export interface LeaversPlanInput {
 
 export type SuspensionCause =
   | { readonly _tag: "SuspendedInMoodle" }
-  | { readonly _tag: "Gone"; readonly since: string };
+  | {
+    readonly _tag: "Gone";
+    /** Full Moodle lists in a row without the user, this run's included. */
+    readonly absentFullLists: number;
+    /** ISO 8601; undefined when no full list has held the user. */
+    readonly lastSeenAt: string | undefined;
+  };
 
 interface AccountChange {
   readonly moodleId: number;
-  readonly moodleUsername: string;
+  /** Undefined for a gone user: the store keeps only the forum's name. */
+  readonly moodleUsername: string | undefined;
   readonly forumUserId: number;
   readonly forumUsername: string;
   readonly message: string;
@@ -106,13 +117,6 @@ export type GoneCheck =
   | { readonly _tag: "PartialRun"; readonly message: string }
   | { readonly _tag: "ListShrunk"; readonly message: string };
 
-/** The store's absence record for one user after this run. */
-export interface AbsenceUpdate {
-  readonly moodleId: number;
-  readonly absences: number;
-  readonly absentSince: string | undefined;
-}
-
 export interface LeaversPlan {
   readonly suspensions: ReadonlyArray<Suspension>;
   readonly reactivations: ReadonlyArray<Reactivation>;
@@ -120,6 +124,10 @@ export interface LeaversPlan {
   readonly goneCheck: GoneCheck;
   /** The shrink guard fired: the run must exit 5 even if nothing else failed. */
   readonly exitRemovalsHeld: boolean;
-  /** Only the records that change; none unless this was a trusted full list. */
-  readonly absenceUpdates: ReadonlyArray<AbsenceUpdate>;
+  /**
+   * Whether the runner records this list in the store (`markFullListSeen`):
+   * only a full list the shrink guard trusts, since a partial or shrunken
+   * list would bring users who never left closer to suspension.
+   */
+  readonly recordFullList: boolean;
 }

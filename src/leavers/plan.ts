@@ -8,7 +8,6 @@
  */
 
 import type {
-  AbsenceUpdate,
   ForumAccountState,
   GoneCheck,
   LeaverRefusal,
@@ -31,7 +30,10 @@ const isSuspendedNow = (account: ForumAccountState, now: Date): boolean =>
   account.suspendedTill !== undefined &&
   Date.parse(account.suspendedTill) > now.getTime();
 
-const isoDate = (now: Date) => now.toISOString().slice(0, 10);
+const goneMessage = (cause: Extract<SuspensionCause, { _tag: "Gone" }>) =>
+  cause.lastSeenAt === undefined
+    ? `absent from the last ${cause.absentFullLists} full Moodle lists`
+    : `absent from Moodle since ${cause.lastSeenAt.slice(0, 10)}`;
 
 /** Why the account must not be suspended, or undefined. */
 const suspensionRefusal = (
@@ -89,7 +91,7 @@ const goneCheckOf = (input: LeaversPlanInput, shrunk: boolean): GoneCheck => {
   if (shrunk) {
     return {
       _tag: "ListShrunk",
-      message: shrinkMessage(input.moodleUsers.length, input.store.length),
+      message: shrinkMessage(input.moodleUsers.length, input.store.size),
     };
   }
   return { _tag: "Done" };
@@ -138,7 +140,7 @@ const isAccount = (
 ): value is ForumAccountState => value !== undefined && !("_tag" in value);
 
 function decideSuspension(
-  user: { readonly id: number; readonly username: string },
+  user: { readonly id: number; readonly username: string | undefined },
   cause: SuspensionCause,
   input: LeaversPlanInput,
 ): Decision {
@@ -161,7 +163,7 @@ function decideSuspension(
       forumUsername: account.username,
       cause,
       message: cause._tag === "Gone"
-        ? `absent from Moodle since ${cause.since}`
+        ? goneMessage(cause)
         : "suspended in Moodle",
     },
   };
@@ -209,64 +211,36 @@ function decideReactivation(
   };
 }
 
-interface Absence extends AbsenceUpdate {
-  readonly link: StoredLink;
-}
-
-/** Each stored user's absence count after this list, where it changes. */
-const absencesAfter = (
-  store: ReadonlyArray<StoredLink>,
-  listed: ReadonlySet<number>,
-  now: Date,
-): ReadonlyArray<Absence> =>
-  store.flatMap((link): Array<Absence> => {
-    if (!listed.has(link.moodleId)) {
-      return [{
-        link,
-        moodleId: link.moodleId,
-        absences: link.absences + 1,
-        absentSince: link.absentSince ?? isoDate(now),
-      }];
-    }
-    return link.absences === 0 ? [] : [{
-      link,
-      moodleId: link.moodleId,
-      absences: 0,
-      absentSince: undefined,
-    }];
-  });
-
 export function planLeavers(input: LeaversPlanInput): LeaversPlan {
   const { policy } = input;
-  const store = input.store ?? [];
-  const ourSuspensions = new Set(
-    store.filter((link) => link.suspendedByUs).map((link) => link.moodleId),
-  );
+  const store = input.store ?? new Map<number, StoredLink>();
   const decisions: Decision[] = input.moodleUsers.map((user) =>
     user.suspended
       ? policy.suspendedInMoodle === "suspend"
         ? decideSuspension(user, { _tag: "SuspendedInMoodle" }, input)
         : undefined
       : policy.reactivate
-      ? decideReactivation(user, ourSuspensions.has(user.id), input)
+      ? decideReactivation(
+        user,
+        store.get(user.id)?.suspendedByUsAt !== undefined,
+        input,
+      )
       : undefined
   );
 
-  const listed = new Set(input.moodleUsers.map((user) => user.id));
   // Whole numbers: 0.9 * 70 is 63.00000000000001, which would distrust 63.
   const shrunk =
-    input.moodleUsers.length * 100 < shrinkGuardPercent * store.length;
+    input.moodleUsers.length * 100 < shrinkGuardPercent * store.size;
   const goneCheck = goneCheckOf(input, shrunk);
-  // Absences only count from lists that could show the user: a partial or
-  // shrunken list would bring honest users closer to suspension.
-  const trustedList = input.runKind === "full" && !shrunk;
-  const absences = trustedList ? absencesAfter(store, listed, input.now) : [];
   if (goneCheck._tag === "Done") {
-    for (const { link, absences: count, absentSince } of absences) {
-      if (count < absencesBeforeGone || absentSince === undefined) continue;
+    const listed = new Set(input.moodleUsers.map((user) => user.id));
+    for (const link of store.values()) {
+      if (listed.has(link.moodleId)) continue;
+      const absentFullLists = link.absentFullLists + 1;
+      if (absentFullLists < absencesBeforeGone) continue;
       decisions.push(decideSuspension(
-        { id: link.moodleId, username: link.moodleUsername },
-        { _tag: "Gone", since: absentSince },
+        { id: link.moodleId, username: undefined },
+        { _tag: "Gone", absentFullLists, lastSeenAt: link.lastSeenAt },
         input,
       ));
     }
@@ -282,10 +256,6 @@ export function planLeavers(input: LeaversPlanInput): LeaversPlan {
     refusals: decisions.flatMap((d) => d?._tag === "Refuse" ? [d.refusal] : []),
     goneCheck,
     exitRemovalsHeld: goneCheck._tag === "ListShrunk",
-    absenceUpdates: absences.map(({ moodleId, absences, absentSince }) => ({
-      moodleId,
-      absences,
-      absentSince,
-    })),
+    recordFullList: input.runKind === "full" && !shrunk,
   };
 }
