@@ -1,4 +1,4 @@
-import { Effect, Option } from "effect";
+import { Effect } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import type { AdminUserRow, DiscourseUser } from "../discourse/schema.ts";
 
@@ -87,18 +87,6 @@ export const withEmail = (
       email: emails.email,
       pendingEmails: emails.unconfirmed_emails,
     };
-  });
-
-/** The account a Discourse username names, or None when there is none. */
-export const fetchForumAccount = (
-  username: string,
-  emailSource: EmailSource,
-): Effect.Effect<Option.Option<ForumAccount>, DiscourseError, Discourse> =>
-  Effect.gen(function* () {
-    const discourse = yield* Discourse;
-    const found = yield* discourse.userByUsername(username);
-    if (Option.isNone(found)) return Option.none();
-    return Option.some(yield* withEmail(found.value, emailSource));
   });
 
 /** Pending (unconfirmed) addresses: read only when an email would change. */
