@@ -2,13 +2,14 @@ import process from "node:process";
 import { Args, Command, Options, Prompt } from "@effect/cli";
 import * as FileSystem from "@effect/platform/FileSystem";
 import * as Terminal from "@effect/platform/Terminal";
-import { Console, Duration, Effect, Either, Layer, Option } from "effect";
+import { Console, Effect, Either, Layer, Option } from "effect";
 import denoJson from "../deno.json" with { type: "json" };
 import { AuditLog, AuditLogError, type RunMode } from "./audit/AuditLog.ts";
 import { Journal } from "./audit/Journal.ts";
 import { sealScope } from "./audit/LogMac.ts";
-import { Discourse, type DiscourseOptions } from "./discourse/Discourse.ts";
-import { Moodle, type MoodleClientOptions } from "./moodle/Moodle.ts";
+import { Discourse } from "./discourse/Discourse.ts";
+import { Moodle } from "./moodle/Moodle.ts";
+import { discourseConfig, moodleConfig } from "./config/clients.ts";
 import { defaultLockDir, forumKey, withForumLock } from "./lock.ts";
 import {
   describeRevertSummary,
@@ -59,42 +60,6 @@ const json = Options.boolean("json");
 const interactive = Options.boolean("interactive").pipe(Options.withAlias("i"));
 
 const createMissing = Options.boolean("create-missing");
-
-const fromSeconds = (seconds: number | undefined) =>
-  seconds === undefined ? undefined : Duration.millis(seconds * 1000);
-
-/** Only the keys the settings set: the rest keep the clients' defaults. */
-const defined = <A extends object>(options: A): Partial<A> =>
-  Object.fromEntries(
-    Object.entries(options).filter(([, value]) => value !== undefined),
-  ) as Partial<A>;
-
-/** The Discourse client's waits and retries, from the settings. */
-export const discourseTuning = (
-  settings: Settings,
-): Partial<DiscourseOptions> =>
-  defined({
-    requestTimeout: fromSeconds(settings.discourse.timeoutSeconds),
-    maxFailureRetries: settings.discourse.retries,
-    backoffBase: fromSeconds(settings.discourse.retryDelaySeconds),
-    maxRateLimitWait: fromSeconds(settings.discourse.maxRateLimitWaitSeconds),
-    maxTotalRateLimitWait: fromSeconds(
-      settings.discourse.maxTotalRateLimitWaitSeconds,
-    ),
-  });
-
-/** The Moodle client's waits and retries, from the settings. */
-export const moodleTuning = (
-  settings: Settings,
-): Partial<MoodleClientOptions> =>
-  defined({
-    timeout: fromSeconds(settings.moodle.timeoutSeconds),
-    retries: settings.moodle.retries,
-    retryDelay: fromSeconds(settings.moodle.retryDelaySeconds),
-    maxAnswerBytes: settings.moodle.maxResponseMegabytes === undefined
-      ? undefined
-      : settings.moodle.maxResponseMegabytes * 1024 * 1024,
-  });
 
 /**
  * Takes the forum's lock for a run that writes, or says who holds it and
@@ -346,8 +311,8 @@ export const makeCommand = (proc: Process) =>
         }
         const terminal = yield* Terminal.Terminal;
         const services = Layer.mergeAll(
-          Moodle.layerWith(moodleTuning(settings)),
-          Discourse.layerWith(discourseTuning(settings)),
+          Moodle.layer(moodleConfig(settings)),
+          Discourse.layer(discourseConfig(settings)),
           auditLayers(settings, {
             env: settings.env,
             mode: applying ? "apply" : "dryrun",
@@ -480,7 +445,7 @@ export const makeRevertCommand = (
           return;
         }
         const services = Layer.mergeAll(
-          Discourse.layerWith(discourseTuning(settings)),
+          Discourse.layer(discourseConfig(settings)),
           auditLayers(settings, {
             // Recognisable next to the sync's logs: sync_log_{env}_revert_apply_...
             env: `${settings.env}_revert`,

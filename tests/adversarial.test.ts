@@ -8,7 +8,8 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { PlatformLayer } from "../src/platform.ts";
 import { Cause, Effect, Either, Exit, Layer, Option } from "effect";
 import { parse } from "csv-parse/sync";
-import { auditLayers, discourseTuning, moodleTuning } from "../src/cli.ts";
+import { auditLayers } from "../src/cli.ts";
+import { discourseConfig, moodleConfig } from "../src/config/clients.ts";
 import { Discourse } from "../src/discourse/Discourse.ts";
 import { Moodle } from "../src/moodle/Moodle.ts";
 import { Reporter } from "../src/report/Reporter.ts";
@@ -244,8 +245,8 @@ const runInProcess = async (
       logDir: dir,
     };
     const services = Layer.mergeAll(
-      Moodle.layerWith(moodleTuning(settings)),
-      Discourse.layerWith(discourseTuning(settings)),
+      Moodle.layer(moodleConfig(settings)),
+      Discourse.layer(discourseConfig(settings)),
       auditLayers(settings, { env: "adv", mode: "apply" }),
       silentReporter,
     ).pipe(

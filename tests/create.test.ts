@@ -5,14 +5,11 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { Effect, Either, Layer, Schema } from "effect";
-import {
-  Discourse,
-  type DiscourseError,
-  encodeSsoPayload,
-  signSsoPayload,
-} from "../src/discourse/Discourse.ts";
+import { Discourse, type DiscourseError } from "../src/discourse/Discourse.ts";
+import { encodeSsoPayload, signSsoPayload } from "../src/discourse/sso.ts";
+import { discourseConfig } from "../src/config/clients.ts";
 import type { SsoAccount } from "../src/discourse/schema.ts";
-import { CurrentSettings, loadSettings, Settings } from "../src/settings.ts";
+import { loadSettings, Settings } from "../src/settings.ts";
 import { PlatformLayer } from "../src/platform.ts";
 import { Redacted } from "effect";
 import {
@@ -248,8 +245,7 @@ const withClient = async <A>(
         ...(secret === undefined ? {} : { ssoSecret: secret }),
       },
     });
-    const layer = Discourse.layer.pipe(
-      Layer.provide(Layer.succeed(CurrentSettings, settings)),
+    const layer = Discourse.layer(discourseConfig(settings)).pipe(
       Layer.provide(FetchHttpClient.layer),
     );
     const result = await Effect.runPromise(

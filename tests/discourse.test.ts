@@ -8,19 +8,26 @@ import {
   Fiber,
   Layer,
   Option,
+  Random,
+  Schedule,
   Schema,
   TestClock,
   TestContext,
 } from "effect";
+import { Discourse, type DiscourseError } from "../src/discourse/Discourse.ts";
 import {
-  backoffMillis,
-  Discourse,
-  type DiscourseError,
-  type DiscourseOptions,
   excerpt,
   rateLimitWaitMillis,
   serverWords,
-} from "../src/discourse/Discourse.ts";
+} from "../src/discourse/answers.ts";
+import {
+  defaultDiscourseOptions,
+  type DiscourseOptions,
+} from "../src/discourse/config.ts";
+import { DiscourseNotFound } from "../src/discourse/errors.ts";
+import { failureBackoff, retryPolicy } from "../src/discourse/retry.ts";
+import type { Setback } from "../src/discourse/verdict.ts";
+import { discourseConfig } from "../src/config/clients.ts";
 import {
   admit,
   finish,
@@ -29,7 +36,7 @@ import {
   limiterPlan,
   makeRateLimiter,
 } from "../src/discourse/RateLimiter.ts";
-import { CurrentSettings, Settings } from "../src/settings.ts";
+import { Settings } from "../src/settings.ts";
 import {
   type DiscourseScenario,
   type DiscourseScenarioUser,
@@ -120,10 +127,9 @@ const runWith = <A, E>(
       requestsPerMinute: options.requestsPerMinute ?? 100_000,
     },
   });
-  const layer = Discourse.layerWith({ ...fast, ...options.tuning }).pipe(
-    Layer.provide(Layer.succeed(CurrentSettings, settings)),
-    Layer.provide(FetchHttpClient.layer),
-  );
+  const layer = Discourse.layer(
+    discourseConfig(settings, { ...fast, ...options.tuning }),
+  ).pipe(Layer.provide(FetchHttpClient.layer));
   return Effect.runPromise(Effect.provide(program, layer));
 };
 
@@ -1113,12 +1119,100 @@ Deno.test("rateLimitWaitMillis reads Retry-After, wait_seconds, or both", () => 
   );
 });
 
-Deno.test("backoffMillis doubles, caps and jitters within the upper half", () => {
-  assert.equal(backoffMillis(500, 30_000, 0, 1), 500);
-  assert.equal(backoffMillis(500, 30_000, 0, 0), 250);
-  assert.equal(backoffMillis(500, 30_000, 3, 1), 4000);
-  assert.equal(backoffMillis(500, 30_000, 10, 1), 30_000);
-  assert.equal(backoffMillis(500, 30_000, 10, 0), 15_000);
+/** The delays `failureBackoff` waits before each retry, at a fixed jitter. */
+const backoffDelays = (random01: number, retries = 12): Array<number> =>
+  Effect.runSync(
+    Schedule.run(
+      Schedule.delays(
+        failureBackoff({
+          backoffBase: Duration.millis(500),
+          backoffCap: Duration.seconds(30),
+          maxFailureRetries: retries,
+        }),
+      ),
+      0,
+      Array.from({ length: retries + 5 }, () => "failed"),
+    ).pipe(
+      Effect.withRandom(Random.fixed([random01])),
+      Effect.map((delays) => [...delays].map(Duration.toMillis)),
+    ),
+  );
+
+Deno.test("the failure backoff doubles, caps and jitters within the upper half", () => {
+  const longest = backoffDelays(1);
+  const shortest = backoffDelays(0);
+  assert.equal(longest[0], 500);
+  assert.equal(shortest[0], 250);
+  assert.equal(longest[3], 4000);
+  assert.equal(longest[10], 30_000);
+  assert.equal(shortest[10], 15_000);
+  assert.deepEqual(
+    longest.slice(0, 8),
+    [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000],
+  );
+  // Retries stop after maxFailureRetries: the last step gives up, no delay.
+  assert.equal(longest.length, 13);
+  assert.equal(longest[12], 0);
+  assert.deepEqual(backoffDelays(1, 0), [0]);
+});
+
+/** What `retryPolicy` outputs for each setback until it gives up. */
+const policyOutputs = (
+  setbacks: ReadonlyArray<Setback>,
+  options: Partial<DiscourseOptions> = {},
+): Promise<Array<number>> =>
+  Effect.runPromise(Effect.gen(function* () {
+    const limiter = yield* makeRateLimiter({
+      limit: 1000,
+      window: Duration.minutes(1),
+    });
+    const policy = retryPolicy(
+      {
+        ...defaultDiscourseOptions,
+        backoffBase: Duration.millis(1),
+        backoffCap: Duration.millis(1),
+        ...options,
+      },
+      limiter,
+      "GET /x",
+    );
+    return [...yield* Schedule.run(policy, 0, setbacks)];
+  }));
+
+Deno.test("the retry policy counts each kind of setback on its own", async () => {
+  const lost: Setback = {
+    _tag: "Failed",
+    status: Option.none(),
+    detail: "connection reset",
+  };
+  const limited: Setback = { _tag: "RateLimited", waitMs: 0, words: [] };
+  const garbled: Setback = { _tag: "Undecodable", detail: "not JSON" };
+  const limits = { maxFailureRetries: 2, maxRateLimitRetries: 1 };
+  // A 429 and a garbled body between two failures use none of their retries;
+  // the second 429 is one past maxRateLimitRetries: given up, output 1.
+  assert.deepEqual(
+    await policyOutputs([lost, limited, garbled, lost, limited, lost], limits),
+    [0, 0, 0, 1, 1],
+  );
+  assert.deepEqual(await policyOutputs([lost, lost, lost, lost], limits), [
+    0,
+    1,
+    2,
+  ]);
+  assert.deepEqual(await policyOutputs([garbled, garbled, garbled]), [0, 1]);
+  const fatal: Setback = {
+    _tag: "Fatal",
+    error: new DiscourseNotFound({ message: "no such user" }),
+  };
+  assert.deepEqual(await policyOutputs([fatal, lost]), [0]);
+  // A wait past the run's 429 budget gives up before the retry count does.
+  const long: Setback = { _tag: "RateLimited", waitMs: 5000, words: [] };
+  assert.deepEqual(
+    await policyOutputs([long, long], {
+      maxTotalRateLimitWait: Duration.seconds(1),
+    }),
+    [0],
+  );
 });
 
 Deno.test("serverWords and excerpt keep messages short and readable", () => {

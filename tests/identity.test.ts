@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { Effect, Layer, Option, Schema } from "effect";
 import { Discourse } from "../src/discourse/Discourse.ts";
-import { CurrentSettings, Settings } from "../src/settings.ts";
+import { discourseConfig } from "../src/config/clients.ts";
+import { Settings } from "../src/settings.ts";
 import {
   describeSteps,
   matchSteps,
@@ -129,8 +130,7 @@ Deno.test("client: externalIdOf reads the SSO record from /admin/users/{id}.json
       moodle: { endpoint: "http://127.0.0.1:9", token: "unused" },
       discourse: { url: fake.url, apiKey: "key-5d1e", requestsPerMinute: 1e5 },
     });
-    const layer = Discourse.layer.pipe(
-      Layer.provide(Layer.succeed(CurrentSettings, settings)),
+    const layer = Discourse.layer(discourseConfig(settings)).pipe(
       Layer.provide(FetchHttpClient.layer),
     );
     const [linked, local] = await Effect.runPromise(

@@ -2,15 +2,18 @@ import assert from "node:assert/strict";
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import * as HttpClient from "@effect/platform/HttpClient";
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse";
-import { Effect, Either, Layer, Option, Schema } from "effect";
+import { Duration, Effect, Either, Layer, Schedule, Schema } from "effect";
+import { Moodle, type MoodleError, moodleRetry } from "../src/moodle/Moodle.ts";
+import type { MoodleClientOptions } from "../src/moodle/config.ts";
 import {
-  Moodle,
-  type MoodleClientOptions,
-  type MoodleError,
-  moodleFormFields,
-} from "../src/moodle/Moodle.ts";
+  MoodleApiError,
+  MoodleHttpError,
+  MoodleTransportError,
+} from "../src/moodle/errors.ts";
+import { moodleFormFields } from "../src/moodle/records.ts";
 import type { MoodleRecord } from "../src/moodle/schema.ts";
-import { CurrentSettings, Settings } from "../src/settings.ts";
+import { Settings } from "../src/settings.ts";
+import { moodleConfig } from "../src/config/clients.ts";
 import {
   type FakeMoodle,
   type MoodleScenario,
@@ -85,8 +88,7 @@ const runWith = <A>(
     program.pipe(
       Effect.either,
       Effect.provide(
-        Moodle.layerWith(options).pipe(
-          Layer.provide(Layer.succeed(CurrentSettings, settings)),
+        Moodle.layer(moodleConfig(settings, options)).pipe(
           Layer.provide(httpClient),
         ),
       ),
@@ -118,8 +120,6 @@ const run = <A>(
   );
 
 const allUsers = Effect.flatMap(Moodle, (moodle) => moodle.allUsers);
-const userNamed = (username: string) =>
-  Effect.flatMap(Moodle, (moodle) => moodle.userByUsername(username));
 
 const succeeded = <A>(result: Either.Either<A, MoodleError>): A => {
   if (Either.isLeft(result)) {
@@ -207,8 +207,7 @@ Deno.test("a malformed record is isolated, not fatal", async () => {
 Deno.test("the call is a form POST with the token only in the body", async () => {
   await withFake({}, async (fake) => {
     succeeded(await run(fake, allUsers));
-    succeeded(await run(fake, userNamed("maria")));
-    assert.equal(fake.requests.length, 2);
+    assert.equal(fake.requests.length, 1);
     for (const request of fake.requests) {
       assert.equal(request.method, "POST");
       assert.equal(request.path, "/webservice/rest/server.php");
@@ -226,32 +225,10 @@ Deno.test("the call is a form POST with the token only in the body", async () =>
       assert.equal(form.get("wstoken"), TOKEN);
       assert.equal(form.get("moodlewsrestformat"), "json");
     }
-    const [all, one] = fake.requests.map((r) => new URLSearchParams(r.body));
+    const [all] = fake.requests.map((r) => new URLSearchParams(r.body));
     assert.equal(all.get("wsfunction"), "core_user_get_users");
     assert.equal(all.get("criteria[0][key]"), "email");
     assert.equal(all.get("criteria[0][value]"), "%");
-    assert.equal(one.get("wsfunction"), "core_user_get_users_by_field");
-    assert.equal(one.get("field"), "username");
-    assert.equal(one.get("values[0]"), "maria");
-  });
-});
-
-Deno.test("userByUsername finds one user, lower-casing the name", async () => {
-  await withFake({}, async (fake) => {
-    const found = succeeded(await run(fake, userNamed("MARIA")));
-    assert.ok(Option.isSome(found));
-    const maria = validUser(found.value);
-    assert.equal(maria.id, 5);
-    assert.equal(maria.email, "maria@example.edu");
-    const form = new URLSearchParams(fake.requests[0].body);
-    assert.equal(form.get("values[0]"), "maria");
-  });
-});
-
-Deno.test("userByUsername answers none for an unknown user", async () => {
-  await withFake({}, async (fake) => {
-    const found = succeeded(await run(fake, userNamed("nobody")));
-    assert.ok(Option.isNone(found));
   });
 });
 
@@ -546,4 +523,30 @@ Deno.test("parameters flatten to PHP bracket syntax", () => {
       ["flag", "1"],
     ],
   );
+});
+
+Deno.test("the retry schedule doubles its delay, and retries only what is transient", () => {
+  const delays = (errors: ReadonlyArray<MoodleError>) =>
+    Effect.runSync(
+      Schedule.run(
+        Schedule.delays(moodleRetry({ retries: 3, retryDelay: "1 second" })),
+        0,
+        errors,
+      ),
+    ).pipe((chunk) => [...chunk].map(Duration.toMillis));
+  const lost = new MoodleTransportError({ message: "connection reset" });
+  const failing = new MoodleHttpError({ status: 503, message: "busy" });
+  assert.deepEqual(delays([lost, failing, lost, lost, lost]), [
+    1000,
+    2000,
+    4000,
+    0,
+  ]);
+  const refused = new MoodleApiError({
+    errorcode: "invalidtoken",
+    message: "",
+  });
+  assert.deepEqual(delays([refused, lost]), [0]);
+  const denied = new MoodleHttpError({ status: 403, message: "denied" });
+  assert.deepEqual(delays([lost, denied, lost]), [1000, 0]);
 });

@@ -1,0 +1,86 @@
+import { Data } from "effect";
+
+/** 403 invalid_access for a bad key, or a 404 on an admin route. Fatal. */
+export class DiscourseCredentialsRejected extends Data.TaggedError(
+  "DiscourseCredentialsRejected",
+)<{ readonly message: string }> {}
+
+/** 403 for something this user may not do (email not editable...). */
+export class DiscourseForbidden extends Data.TaggedError("DiscourseForbidden")<
+  { readonly message: string }
+> {}
+
+export class DiscourseNotFound extends Data.TaggedError("DiscourseNotFound")<{
+  readonly message: string;
+}> {}
+
+/** 422 (or 400): Discourse refused the data; `errors` are its own words. */
+export class DiscourseValidationError extends Data.TaggedError(
+  "DiscourseValidationError",
+)<{ readonly errors: ReadonlyArray<string>; readonly message: string }> {}
+
+/** Still 429 after every retry allowed. */
+export class DiscourseRateLimited extends Data.TaggedError(
+  "DiscourseRateLimited",
+)<{ readonly message: string }> {}
+
+/** 5xx after every retry allowed. */
+export class DiscourseServerError extends Data.TaggedError(
+  "DiscourseServerError",
+)<{ readonly status: number; readonly message: string }> {}
+
+/** Timeout or connection failure after every retry allowed. */
+export class DiscourseTransportError extends Data.TaggedError(
+  "DiscourseTransportError",
+)<{ readonly message: string }> {}
+
+/**
+ * Discourse answered with a redirect to another origin (or one this client
+ * must not follow): discourse.url is not where the forum answers. Nothing
+ * was sent to the other address; every further request would do the same,
+ * so it is fatal.
+ */
+export class DiscourseRedirected extends Data.TaggedError(
+  "DiscourseRedirected",
+)<{ readonly message: string }> {}
+
+/** An answer larger than such an answer can be: not read past the limit. */
+export class DiscourseAnswerTooLarge extends Data.TaggedError(
+  "DiscourseAnswerTooLarge",
+)<{ readonly message: string }> {}
+
+/**
+ * 429s have held this run for `maxTotalRateLimitWait` in all: the remaining
+ * users are not reached rather than holding the run and its lock for hours.
+ */
+export class DiscourseRateLimitBudgetSpent extends Data.TaggedError(
+  "DiscourseRateLimitBudgetSpent",
+)<{ readonly message: string }> {}
+
+/** A 2xx whose body is not what the endpoint returns. */
+export class DiscourseDecodeError extends Data.TaggedError(
+  "DiscourseDecodeError",
+)<{ readonly message: string }> {}
+
+/**
+ * DiscourseConnect refused a `sync_sso` call as a whole: a bad signature (the
+ * secret is wrong), DiscourseConnect disabled, or no secret set. Every
+ * further call would fail the same way, so it is fatal.
+ */
+export class DiscourseConnectRejected extends Data.TaggedError(
+  "DiscourseConnectRejected",
+)<{ readonly message: string }> {}
+
+export type DiscourseError =
+  | DiscourseConnectRejected
+  | DiscourseCredentialsRejected
+  | DiscourseForbidden
+  | DiscourseNotFound
+  | DiscourseValidationError
+  | DiscourseRateLimited
+  | DiscourseServerError
+  | DiscourseTransportError
+  | DiscourseDecodeError
+  | DiscourseRedirected
+  | DiscourseAnswerTooLarge
+  | DiscourseRateLimitBudgetSpent;

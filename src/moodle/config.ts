@@ -1,0 +1,41 @@
+import { Duration, type Redacted } from "effect";
+
+/** How patient the client is; tests shrink these. */
+export interface MoodleClientOptions {
+  /** Limit for one attempt, reading the body included. */
+  readonly timeout: Duration.DurationInput;
+  /** Further attempts after a 5xx, a timeout or a broken connection. */
+  readonly retries: number;
+  /** Pause before the first retry; it doubles for each one after. */
+  readonly retryDelay: Duration.DurationInput;
+  /** Bytes of one answer read at most (`moodle.maxResponseMegabytes`). */
+  readonly maxAnswerBytes: number;
+}
+
+/**
+ * The whole user list comes in one answer: about 600 bytes a user plus the
+ * description, so 100,000 users with short bios take some 60-100 MB. A
+ * JavaScript string cannot hold much more than 512 MB anyway.
+ */
+export const defaultMoodleAnswerMegabytes = 256;
+
+export const defaultMoodleClientOptions: MoodleClientOptions = {
+  // The all-users call is one unpaged reply: thousands of users with their
+  // HTML descriptions take a while for Moodle to build and send.
+  timeout: Duration.seconds(120),
+  retries: 3,
+  retryDelay: Duration.seconds(1),
+  maxAnswerBytes: defaultMoodleAnswerMegabytes * 1024 * 1024,
+};
+
+/** All the Moodle client knows of the settings. */
+export interface MoodleConfig extends MoodleClientOptions {
+  /** `https://<site>/webservice/rest/server.php`. */
+  readonly endpoint: string;
+  readonly token: Redacted.Redacted<string>;
+  /**
+   * Every secret the process holds, the Discourse key included: text
+   * Moodle echoes never shows one.
+   */
+  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>;
+}
