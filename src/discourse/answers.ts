@@ -26,7 +26,7 @@ export const excerpt = (text: string, max: number = excerptLength): string => {
   return plain.length > max ? `${plain.slice(0, max)}…` : plain;
 };
 
-export const quotedExcerpt = (text: string) =>
+const quotedExcerpt = (text: string) =>
   text.trim() === "" ? "an empty body" : `"${excerpt(text)}"`;
 
 const parseJson = (text: string): Option.Option<unknown> => {

@@ -45,6 +45,8 @@ const rateLimitRetries = (
   const counted: Schedule.Schedule<number, SetbackOf<"RateLimited">> = Schedule
     .recurs(options.maxRateLimitRetries);
   return counted.pipe(
+    // Reached only while retries remain, so the hold comes before a retry
+    // and never after the call has given up.
     Schedule.checkEffect((setback) =>
       Effect.gen(function* () {
         const heldMs = yield* limiter.heldMillis;
