@@ -114,7 +114,35 @@ export class DiscourseConnectRejected extends Data.TaggedError(
   "DiscourseConnectRejected",
 )<{ readonly message: string }> {}
 
+/**
+ * The forum answered a request about one account with another account's
+ * data: a rewriting proxy or a hostile server. Nothing may be written on the
+ * strength of that answer, to either account.
+ */
+export class DiscourseWrongAccount extends Data.TaggedError(
+  "DiscourseWrongAccount",
+)<{
+  /** What was asked: `user "alice"` or `the user with external id "42"`. */
+  readonly asked: string;
+  /** `the account "bob"`, with its external id when the answer had one. */
+  readonly answered: string;
+  /** The request was a write: it reached the forum before the answer. */
+  readonly written: boolean;
+}> {
+  override get message(): string {
+    const answer = `Discourse answered ${this.asked} with ${this.answered}`;
+    const cause = `A proxy or plugin in front of the forum may be rewriting ` +
+      `answers: check discourse.url and what serves it`;
+    return this.written
+      ? `${answer}: what it stored, and to which account, is unknown, and ` +
+        `nothing further was sent. Compare both accounts in Discourse. ${cause}`
+      : `not written: ${answer}, so nothing was written to either account. ` +
+        cause;
+  }
+}
+
 export type DiscourseError =
+  | DiscourseWrongAccount
   | DiscourseConnectRejected
   | DiscourseCredentialsRejected
   | DiscourseForbidden
@@ -358,6 +386,10 @@ export const backoffMillis = (
   const ceiling = Math.min(capMs, baseMs * 2 ** retry);
   return ceiling * (0.5 + 0.5 * random01);
 };
+
+/** Whether two usernames name one account, as Discourse compares them. */
+export const sameUsername = (a: string, b: string): boolean =>
+  a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
 
 const make = (tuning: Partial<DiscourseOptions>) =>
   Effect.gen(function* () {
@@ -765,6 +797,27 @@ const make = (tuning: Partial<DiscourseOptions>) =>
     const ignoreBody = (): Either.Either<void, string> => Either.void;
 
     const user = encodeURIComponent;
+    /**
+     * The account answered must be the account asked for. Discourse looks
+     * usernames up by their NFC lower case (User.normalize_username).
+     */
+    const sameAccount = (
+      username: string,
+      asked: string,
+      written: boolean,
+    ) =>
+    (
+      answered: DiscourseUser,
+    ): Effect.Effect<DiscourseUser, DiscourseWrongAccount> =>
+      sameUsername(answered.username, username)
+        ? Effect.succeed(answered)
+        : Effect.fail(
+          new DiscourseWrongAccount({
+            asked,
+            answered: `the account "${answered.username}"`,
+            written,
+          }),
+        );
     const optionalUser = (
       effect: Effect.Effect<DiscourseUser, DiscourseError>,
     ) =>
@@ -791,7 +844,13 @@ const make = (tuning: Partial<DiscourseOptions>) =>
             method: "GET",
             path: `/u/${user(username)}.json`,
             query: { skip_track_visit: "true" },
-          }, readUser).pipe(Effect.map((body) => body.user)),
+          }, readUser).pipe(
+            Effect.flatMap((body) =>
+              sameAccount(username, `the read of user "${username}"`, false)(
+                body.user,
+              )
+            ),
+          ),
         ),
       userByExternalId: (externalId) =>
         optionalUser(
@@ -800,7 +859,25 @@ const make = (tuning: Partial<DiscourseOptions>) =>
             method: "GET",
             path: `/u/by-external/${user(externalId)}.json`,
             query: { skip_track_visit: "true" },
-          }, readUser).pipe(Effect.map((body) => body.user)),
+          }, readUser).pipe(
+            Effect.flatMap((body) =>
+              // The public profile carries no external id; where an answer
+              // does carry one, it must be the one asked for.
+              body.user.external_id === undefined ||
+                body.user.external_id === null ||
+                String(body.user.external_id).trim() === externalId.trim()
+                ? Effect.succeed(body.user)
+                : Effect.fail(
+                  new DiscourseWrongAccount({
+                    asked:
+                      `the read of the user with external id "${externalId}"`,
+                    written: false,
+                    answered: `the account "${body.user.username}" ` +
+                      `(external id "${String(body.user.external_id)}")`,
+                  }),
+                )
+            ),
+          ),
         ),
       emails: (username) =>
         execute({
@@ -835,7 +912,13 @@ const make = (tuning: Partial<DiscourseOptions>) =>
           method: "PUT",
           path: `/u/${user(username)}.json`,
           body: definedFields(fields),
-        }, readUpdate).pipe(Effect.map((body) => body.user)),
+        }, readUpdate).pipe(
+          Effect.flatMap((body) =>
+            sameAccount(username, `the update of user "${username}"`, true)(
+              body.user,
+            )
+          ),
+        ),
       externalIdOf: (userId) =>
         execute({
           what: `read the DiscourseConnect record of user id ${userId}`,

@@ -41,13 +41,14 @@ import {
   accountOwnership,
   describeMatch,
   describeSteps,
+  emailSharers,
   findForumAccount,
   foreignAccountMessage,
   type MatchStep,
   matchSteps,
   needsOwnershipCheck,
   type Seeker,
-  sharedEmails,
+  withoutSharedEmail,
 } from "./match.ts";
 import { diffProfile, type FieldChange, type Plan } from "./diff.ts";
 import {
@@ -251,8 +252,12 @@ export const runSync = (
           : []
       ),
     );
-    const emailsShared = sharedEmails(
-      candidates.flatMap((c) => c._tag === "User" ? [c.desired.email] : []),
+    const emailsShared = emailSharers(
+      candidates.flatMap((c) =>
+        c._tag === "User"
+          ? [{ username: c.username, email: c.desired.email }]
+          : []
+      ),
     );
     const seekerOf = (candidate: Extract<Candidate, { _tag: "User" }>) => ({
       moodleId: candidate.user.id,
@@ -850,12 +855,9 @@ export const runSync = (
           email: true,
         };
         const diffOptions = { force: options.force };
-        const plan = diffProfile(
-          desired,
-          current,
-          settings.fields,
-          editable,
-          diffOptions,
+        const plan = withoutSharedEmail(
+          diffProfile(desired, current, settings.fields, editable, diffOptions),
+          emailsShared,
         );
         if (!plan.changes.some((c) => c.field === "email")) return plan;
         const pending = account.pendingEmails ??
