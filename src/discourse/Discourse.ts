@@ -122,7 +122,7 @@ export class DiscourseConnectRejected extends Data.TaggedError(
 export class DiscourseWrongAccount extends Data.TaggedError(
   "DiscourseWrongAccount",
 )<{
-  /** What was asked: `user "alice"` or `the user with external id "42"`. */
+  /** What was asked: `the read of user "alice"`, `the update of user "alice"`... */
   readonly asked: string;
   /** `the account "bob"`, with its external id when the answer had one. */
   readonly answered: string;
