@@ -8,11 +8,11 @@ import { Discourse } from "../src/discourse/Discourse.ts";
 import { CurrentSettings, Settings } from "../src/settings.ts";
 import {
   describeSteps,
+  emailSharers,
   matchSteps,
   needsOwnershipCheck,
   ownershipOf,
   type Seeker,
-  sharedEmails,
 } from "../src/sync/match.ts";
 import {
   type DiscourseScenarioUser,
@@ -70,10 +70,18 @@ Deno.test("matchSteps: each mode's lookups, and shared usernames or emails are n
   assert.equal(describeSteps(["username"]), "username");
 });
 
-Deno.test("sharedEmails: addresses of more than one Moodle user, case-insensitive", () => {
+Deno.test("emailSharers: addresses of more than one Moodle user, case-insensitive, with who shares them", () => {
   assert.deepEqual(
-    [...sharedEmails(["a@x.example", "A@X.example ", "b@x.example", "", ""])],
-    ["a@x.example"],
+    [
+      ...emailSharers([
+        { username: "ana", email: "a@x.example" },
+        { username: "bob", email: "A@X.example " },
+        { username: "cy", email: "b@x.example" },
+        { username: "dee", email: "" },
+        { username: "eve", email: "" },
+      ]),
+    ],
+    [["a@x.example", ["ana", "bob"]]],
   );
 });
 

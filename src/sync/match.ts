@@ -83,13 +83,6 @@ export const emailSharers = (
   return new Map([...byEmail].filter(([, sharing]) => sharing.length > 1));
 };
 
-export const sharedEmails = (
-  emails: ReadonlyArray<string>,
-): ReadonlySet<string> =>
-  new Set(
-    emailSharers(emails.map((email) => ({ username: "", email }))).keys(),
-  );
-
 /**
  * The plan without an email change to an address other Moodle users share:
  * the forum would send each of them a request for the same address, and at
