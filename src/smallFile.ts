@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import { Data, Effect } from "effect";
+import { dieWhenDenied } from "./permissions.ts";
 
 /**
  * Reading the files an operator names (settings, exclusion list, a log to
@@ -93,7 +94,9 @@ export const readSmallFileBytes = (
   path: string,
   limitBytes: number,
 ): Effect.Effect<Uint8Array, SmallFileError> =>
-  Effect.try({
+  // A refusal by Deno's flags is not the file's fault: the entry point
+  // names the missing flag.
+  dieWhenDenied(Effect.try({
     try: (): Uint8Array => {
       const fd = fs.openSync(
         path,
@@ -133,11 +136,14 @@ export const readSmallFileBytes = (
         fs.closeSync(fd);
       }
     },
-    catch: (error) =>
+    catch: (error) => error,
+  })).pipe(
+    Effect.mapError((error) =>
       error instanceof SmallFileError
         ? error
-        : new SmallFileError({ path, refusal: refusalOf(error) }),
-  });
+        : new SmallFileError({ path, refusal: refusalOf(error) })
+    ),
+  );
 
 /** The file's text (UTF-8), on the terms of `readSmallFileBytes`. */
 export const readSmallFile = (
