@@ -22,6 +22,7 @@ import { HttpLayer } from "./platform.ts";
 import {
   CurrentSettings,
   loadSettings,
+  readExclusionList,
   type Settings,
   warnIfReadableByOthers,
 } from "./settings.ts";
@@ -30,7 +31,7 @@ import { type Decision, runSync } from "./sync/pipeline.ts";
 import { createMissingProblem } from "./sync/create.ts";
 import { describeFullChanges, describePending } from "./report/console.ts";
 import { type Scrub, scrubberFor } from "./domain/secrets.ts";
-import { terminalSafe } from "./domain/terminal.ts";
+import { terminalSafe, terminalSafeJson } from "./domain/terminal.ts";
 
 export const version = denoJson.version;
 
@@ -65,7 +66,12 @@ const createMissing = Options.boolean("create-missing");
  * Takes the forum's lock for a run that writes, or says who holds it and
  * sets exit 3. Some(lock) when taken; None when the run must stop.
  */
-const lockForum = (proc: Process, settings: Settings, command: string) =>
+const lockForum = (
+  proc: Process,
+  settings: Settings,
+  command: string,
+  json = false,
+) =>
   withForumLock({
     dir: settings.lockDir ?? defaultLockDir(),
     discourseUrl: settings.discourse.url,
@@ -82,14 +88,14 @@ const lockForum = (proc: Process, settings: Settings, command: string) =>
     ),
     Effect.map(Option.some),
     Effect.catchAll((error) =>
-      Effect.zipRight(
-        printError(error.message),
-        Effect.sync(() => {
-          proc.setExitCode(
-            error._tag === "LockHeld" ? ExitCode.fatal : ExitCode.usage,
-          );
-          return Option.none();
-        }),
+      Effect.as(
+        endRun(
+          proc,
+          json,
+          error.message,
+          error._tag === "LockHeld" ? ExitCode.fatal : ExitCode.usage,
+        ),
+        Option.none(),
       )
     ),
   );
@@ -137,28 +143,28 @@ const runFailed = (
   settings: Settings,
   error: { readonly _tag: string; readonly message: string },
   logFile: Option.Option<string>,
+  json = false,
 ) =>
   Effect.zipRight(
-    printError(error.message, scrubberFor(settings)),
-    Effect.zipRight(
-      Option.match(logFile, {
-        onNone: () => Effect.void,
-        onSome: (path) =>
-          Console.error(
-            `The audit log ${path} holds the users done before the error.`,
-          ),
-      }),
-      Effect.sync(() =>
-        proc.setExitCode(
-          error instanceof AuditLogError && error.reached === undefined
-            ? ExitCode.usage
-            : error._tag === "UnknownMoodleUser" ||
-                error._tag === "NoMoodleUsers"
-            ? ExitCode.failures
-            : ExitCode.fatal,
-        )
-      ),
+    endRun(
+      proc,
+      json,
+      error.message,
+      error instanceof AuditLogError && error.reached === undefined
+        ? ExitCode.usage
+        : error._tag === "UnknownMoodleUser" ||
+            error._tag === "NoMoodleUsers"
+        ? ExitCode.failures
+        : ExitCode.fatal,
+      scrubberFor(settings),
     ),
+    Option.match(logFile, {
+      onNone: () => Effect.void,
+      onSome: (path) =>
+        Console.error(
+          `The audit log ${path} holds the users done before the error.`,
+        ),
+    }),
   );
 
 /**
@@ -180,12 +186,37 @@ const servicesFailed = <E>(error: E) =>
     logFile: Option.none<string>(),
   });
 
+/**
+ * Ends a run that has no summary of its own: the error on stderr and, with
+ * --json, a summary object on stdout too, so a script reading stdout alone
+ * still learns that the run failed, why, and its exit code.
+ */
+const endRun = (
+  proc: Process,
+  json: boolean,
+  message: string,
+  code: number,
+  scrub: Scrub = (text) => text,
+) =>
+  Effect.gen(function* () {
+    yield* printError(message, scrub);
+    if (json) {
+      yield* Console.log(
+        scrub(
+          terminalSafeJson({
+            type: "summary",
+            error: message,
+            exit_code: code,
+          }),
+        ),
+      );
+    }
+    proc.setExitCode(code);
+  });
+
 /** A usage problem: said once, exit 2, nothing contacted. */
-const usage = (proc: Process, message: string) =>
-  Effect.zipRight(
-    printError(message),
-    Effect.sync(() => proc.setExitCode(ExitCode.usage)),
-  );
+const usage = (proc: Process, message: string, json = false) =>
+  endRun(proc, json, message, ExitCode.usage);
 
 const askOperator = (
   pending: Parameters<NonNullable<Parameters<typeof runSync>[0]["confirm"]>>[0],
@@ -239,24 +270,28 @@ export const makeCommand = (proc: Process) =>
           return yield* usage(
             proc,
             "--check is a dry-run: it cannot be combined with --apply or --interactive",
+            flags.json,
           );
         }
         if (flags.interactive && flags.json) {
           return yield* usage(
             proc,
             "--interactive cannot be combined with --json",
+            flags.json,
           );
         }
         if (flags.interactive && !process.stdin.isTTY) {
           return yield* usage(
             proc,
             "--interactive needs a terminal to ask on; standard input is not one. Use a dry-run, then --apply, in scripts.",
+            flags.json,
           );
         }
         if (flags.offset < 0) {
           return yield* usage(
             proc,
             `--offset must be 0 or more, not ${flags.offset}`,
+            flags.json,
           );
         }
         const batchSize = Option.getOrUndefined(flags.batchSize);
@@ -264,6 +299,7 @@ export const makeCommand = (proc: Process) =>
           return yield* usage(
             proc,
             `--batch-size must be 0 or more, not ${batchSize}`,
+            flags.json,
           );
         }
         const concurrency = Option.getOrUndefined(flags.concurrency);
@@ -271,6 +307,7 @@ export const makeCommand = (proc: Process) =>
           return yield* usage(
             proc,
             `--concurrency must be 1 or more, not ${concurrency}`,
+            flags.json,
           );
         }
         const loaded = yield* loadSettings(flags.settingsFile, process.env)
@@ -278,7 +315,14 @@ export const makeCommand = (proc: Process) =>
             Effect.either,
           );
         if (loaded._tag === "Left") {
-          return yield* usage(proc, loaded.left.message);
+          return yield* usage(proc, loaded.left.message, flags.json);
+        }
+        const excludedByFile = yield* readExclusionList(
+          loaded.right,
+          flags.settingsFile,
+        ).pipe(Effect.either);
+        if (excludedByFile._tag === "Left") {
+          return yield* usage(proc, excludedByFile.left.message, flags.json);
         }
         const settings: Settings = {
           ...loaded.right,
@@ -301,11 +345,13 @@ export const makeCommand = (proc: Process) =>
           ? createMissingProblem(settings)
           : undefined;
         if (creationProblem !== undefined) {
-          return yield* usage(proc, creationProblem);
+          return yield* usage(proc, creationProblem, flags.json);
         }
         if (
           applying &&
-          Option.isNone(yield* lockForum(proc, settings, "sync --apply"))
+          Option.isNone(
+            yield* lockForum(proc, settings, "sync --apply", flags.json),
+          )
         ) {
           return;
         }
@@ -317,7 +363,11 @@ export const makeCommand = (proc: Process) =>
             env: settings.env,
             mode: applying ? "apply" : "dryrun",
           }),
-          consoleReporter({ json: flags.json, scrub: scrubberFor(settings) }),
+          consoleReporter({
+            json: flags.json,
+            scrub: scrubberFor(settings),
+            exitCode: (summary) => exitCodeOf(summary, flags.check),
+          }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
           Layer.provide(HttpLayer),
@@ -338,13 +388,20 @@ export const makeCommand = (proc: Process) =>
             : undefined,
           stopRequested: proc.stopRequested,
           stopNow: proc.stopNow,
+          excludedByFile: excludedByFile.right,
         }).pipe(
           withLogFile,
           Effect.provide(services),
           Effect.catchAll(servicesFailed),
         );
         if (outcome._tag === "Left") {
-          return yield* runFailed(proc, settings, outcome.left, logFile);
+          return yield* runFailed(
+            proc,
+            settings,
+            outcome.left,
+            logFile,
+            flags.json,
+          );
         }
         proc.setExitCode(exitCodeOf(outcome.right, flags.check));
       })),

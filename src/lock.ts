@@ -1,6 +1,6 @@
 import os from "node:os";
 import process from "node:process";
-import { Data, Effect, Option } from "effect";
+import { Data, Effect, Option, Schema } from "effect";
 import { dieWhenDenied } from "./permissions.ts";
 
 /**
@@ -11,17 +11,22 @@ import { dieWhenDenied } from "./permissions.ts";
  * URL. The kernel drops it when the holder dies, even by `kill -9`, so a
  * crashed run can never block the next one; the holder's details, written
  * into the file, tell the next run that it took over from a dead process.
+ *
+ * A run may be root, and a lock folder may be shared: the file is never
+ * opened through a symbolic link (which could aim a root run's writes at any
+ * file), and a lock file another user owns is refused, not used.
  */
 
 /** Who holds a lock, as written in the lock file. */
-export interface LockHolder {
-  readonly pid: number;
-  readonly host: string;
+const LockHolderSchema = Schema.Struct({
+  pid: Schema.Int,
+  host: Schema.String,
   /** ISO 8601. */
-  readonly startedAt: string;
-  readonly forum: string;
-  readonly command: string;
-}
+  startedAt: Schema.String,
+  forum: Schema.optionalWith(Schema.String, { default: () => "" }),
+  command: Schema.optionalWith(Schema.String, { default: () => "" }),
+});
+export type LockHolder = typeof LockHolderSchema.Type;
 
 /** Another live run holds the lock for this forum. */
 export class LockHeld extends Data.TaggedError("LockHeld")<{
@@ -51,7 +56,8 @@ export class LockError extends Data.TaggedError("LockError")<{
   override get message(): string {
     return `Cannot use the lock file ${this.path}: ${this.reason}. ` +
       `Set lockDir in the settings to a folder every run of this tool on this ` +
-      `machine can write to (the default is the system's temp folder).`;
+      `machine can write to and no other user can (the default is ` +
+      `${defaultLockDir()}).`;
   }
 }
 
@@ -63,8 +69,22 @@ export interface HeldLock {
   readonly release: () => void;
 }
 
-/** The folder every run on this machine agrees on unless told otherwise. */
-export const defaultLockDir = (): string => os.tmpdir();
+/**
+ * The folder every run of this user agrees on unless told otherwise: the
+ * user's own state folder (XDG), never the world-writable temp folder, where
+ * anyone could plant a file or a link at the lock's predictable path.
+ */
+export const defaultLockDir = (
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string => {
+  const stateHome = env.XDG_STATE_HOME?.trim();
+  const base = Deno.build.os === "windows"
+    ? env.LOCALAPPDATA ?? `${os.homedir()}\\AppData\\Local`
+    : stateHome !== undefined && stateHome.startsWith("/")
+    ? stateHome
+    : `${env.HOME?.trim() || os.homedir()}/.local/state`;
+  return `${base.replace(/[\\/]+$/, "")}/sync-moodle-discourse/locks`;
+};
 
 const fnv1a64 = (text: string): string => {
   // Two 32-bit FNV-1a halves: a stable, dependency-free name, not a secret.
@@ -107,32 +127,9 @@ export const lockPath = (dir: string, discourseUrl: string): string => {
   }.lock`;
 };
 
-const parseHolder = (text: string): Option.Option<LockHolder> => {
-  try {
-    const value = JSON.parse(text) as Partial<LockHolder>;
-    return typeof value.pid === "number" && typeof value.host === "string" &&
-        typeof value.startedAt === "string"
-      ? Option.some({
-        pid: value.pid,
-        host: value.host,
-        startedAt: value.startedAt,
-        forum: String(value.forum ?? ""),
-        command: String(value.command ?? ""),
-      })
-      : Option.none();
-  } catch {
-    return Option.none();
-  }
-};
-
-const readHolder = (path: string): Option.Option<LockHolder> => {
-  try {
-    return parseHolder(Deno.readTextFileSync(path));
-  } catch {
-    // Windows forbids reading a region another process has locked.
-    return Option.none();
-  }
-};
+const parseHolder = Schema.decodeUnknownOption(
+  Schema.parseJson(LockHolderSchema),
+);
 
 /** Locks held by this process, released by `releaseAllLocks` at exit. */
 const held = new Set<HeldLock>();
@@ -150,6 +147,65 @@ const sameFile = (a: Deno.FileInfo, b: Deno.FileInfo): boolean =>
 
 const describeError = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
+
+const readAll = (file: Deno.FsFile): string => {
+  const size = file.statSync().size;
+  const buffer = new Uint8Array(size);
+  let read = 0;
+  file.seekSync(0, Deno.SeekMode.Start);
+  while (read < size) {
+    const n = file.readSync(buffer.subarray(read));
+    if (n === null) break;
+    read += n;
+  }
+  return new TextDecoder().decode(buffer.subarray(0, read));
+};
+
+/** What is at the path itself, a link not followed; None when nothing is. */
+const lstatIfAny = (path: string): Option.Option<Deno.FileInfo> => {
+  try {
+    return Option.some(Deno.lstatSync(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return Option.none();
+    throw error;
+  }
+};
+
+const kindOf = (info: Deno.FileInfo): string =>
+  info.isSymlink
+    ? "a symbolic link (never followed: it could aim this run's writes at another file)"
+    : info.isDirectory
+    ? "a directory"
+    : "not a regular file";
+
+/** The uid this process runs as; undefined where there are none (Windows). */
+const ownUid = (): number | undefined => process.getuid?.();
+
+/**
+ * Why the opened file cannot serve as this run's lock, if it cannot: it must
+ * be a regular file with one name, owned by this user, and still be what
+ * the path names (nothing swapped in since the path was checked).
+ */
+const unusableBecause = (
+  opened: Deno.FileInfo,
+  atPath: Option.Option<Deno.FileInfo>,
+): string | undefined => {
+  if (!opened.isFile) return `it is ${kindOf(opened)}`;
+  const uid = ownUid();
+  if (uid !== undefined && opened.uid !== null && opened.uid !== uid) {
+    return `it belongs to another user (uid ${opened.uid}; this run is uid ${uid}). ` +
+      `Another account runs this tool against the same forum, or someone ` +
+      `planted the file: run every --apply as one user, and remove the file ` +
+      `if no run of that user holds it`;
+  }
+  if (opened.nlink !== null && opened.nlink > 1) {
+    return "it has other names (hard links): it may be another file's";
+  }
+  if (Option.isNone(atPath) || !sameFile(opened, atPath.value)) {
+    return "it was replaced while this run opened it";
+  }
+  return undefined;
+};
 
 /**
  * Takes the lock for `discourseUrl` in `dir`, or fails with `LockHeld`
@@ -169,53 +225,82 @@ export const acquireLock = (
     const fail = (error: unknown) =>
       new LockError({ path, reason: describeError(error), cause: error });
     yield* Effect.try({
-      try: () => Deno.mkdirSync(options.dir, { recursive: true }),
+      // Created private: the holder's file is nobody else's business.
+      try: () => Deno.mkdirSync(options.dir, { recursive: true, mode: 0o700 }),
       catch: fail,
     });
     // A release unlinks the file; a run that opened it just before must not
     // lock the orphaned inode while a third run creates a new file: so the
     // lock only counts if the path still names the file that was locked.
     for (let attempt = 0; attempt < 20; attempt++) {
-      const file = yield* Effect.try({
-        try: () =>
-          Deno.openSync(path, {
-            read: true,
-            write: true,
-            create: true,
-            mode: 0o644,
-          }),
+      const before = yield* Effect.try({
+        try: () => lstatIfAny(path),
         catch: fail,
       });
+      if (Option.isSome(before) && !before.value.isFile) {
+        return yield* new LockError({
+          path,
+          reason: `it is ${kindOf(before.value)}; remove it`,
+        });
+      }
+      // A new file is made with O_EXCL, which refuses a link planted in the
+      // meantime; an existing one is opened without O_CREAT and checked
+      // below before a byte is written to it.
+      const opened = yield* Effect.try({
+        try: () =>
+          Option.some(Deno.openSync(path, {
+            read: true,
+            write: true,
+            ...(Option.isNone(before) ? { createNew: true, mode: 0o644 } : {}),
+          })),
+        catch: (error) => error,
+      }).pipe(
+        Effect.catchAll((error) =>
+          error instanceof Deno.errors.AlreadyExists ||
+            error instanceof Deno.errors.NotFound
+            ? Effect.succeed(Option.none<Deno.FsFile>())
+            : Effect.fail(fail(error))
+        ),
+      );
+      if (Option.isNone(opened)) continue; // created or removed meanwhile
+      const file = opened.value;
+      const closeFile = Effect.sync(() => file.close());
+      const problem = yield* Effect.try({
+        try: () => unusableBecause(file.statSync(), lstatIfAny(path)),
+        catch: fail,
+      }).pipe(Effect.tapError(() => closeFile));
+      if (problem !== undefined) {
+        yield* closeFile;
+        return yield* new LockError({ path, reason: problem });
+      }
       const locked = yield* Effect.tryPromise({
         try: () => file.tryLock(true),
         catch: fail,
-      }).pipe(Effect.tapError(() => Effect.sync(() => file.close())));
+      }).pipe(Effect.tapError(() => closeFile));
       if (!locked) {
-        file.close();
-        return yield* new LockHeld({ path, holder: readHolder(path), forum });
+        const holder = Option.flatMap(
+          Option.liftThrowable(readAll)(file),
+          parseHolder,
+        );
+        yield* closeFile;
+        return yield* new LockHeld({ path, holder, forum });
       }
       const stillThere = Effect.try({
-        try: () => sameFile(file.statSync(), Deno.statSync(path)),
+        try: () =>
+          Option.match(lstatIfAny(path), {
+            onNone: () => false,
+            onSome: (info) => sameFile(file.statSync(), info),
+          }),
         catch: () => false,
       }).pipe(Effect.orElseSucceed(() => false));
       if (!(yield* stillThere)) {
-        file.close();
+        yield* closeFile;
         continue;
       }
       const previous = yield* Effect.try({
-        try: () => {
-          const size = file.statSync().size;
-          const buffer = new Uint8Array(size);
-          let read = 0;
-          while (read < size) {
-            const n = file.readSync(buffer.subarray(read));
-            if (n === null) break;
-            read += n;
-          }
-          return new TextDecoder().decode(buffer.subarray(0, read));
-        },
+        try: () => readAll(file),
         catch: fail,
-      });
+      }).pipe(Effect.tapError(() => closeFile));
       const holder: LockHolder = {
         pid: process.pid,
         host: os.hostname(),
@@ -236,7 +321,7 @@ export const acquireLock = (
           }
         },
         catch: fail,
-      }).pipe(Effect.tapError(() => Effect.sync(() => file.close())));
+      }).pipe(Effect.tapError(() => closeFile));
       let released = false;
       const lock: HeldLock = {
         path,

@@ -1,6 +1,6 @@
 import process from "node:process";
 import { PlatformLayer } from "./platform.ts";
-import { Deferred, Effect } from "effect";
+import { Deferred, Effect, Logger } from "effect";
 import { ValidationError } from "@effect/cli";
 import { completionScript, helpText, readRequest } from "./args.ts";
 import { makeCli, version } from "./cli.ts";
@@ -129,6 +129,13 @@ Effect.runPromiseExit(
         exitCode = ExitCode.usage;
       })),
     Effect.provide(PlatformLayer),
+    // Logs (--log-level) go to stderr: stdout is the diff, or --json's objects.
+    Effect.provide(
+      Logger.replace(
+        Logger.defaultLogger,
+        Logger.withConsoleError(Logger.stringLogger),
+      ),
+    ),
   ),
 ).then((exit) => {
   if (exit._tag === "Failure") {

@@ -4,7 +4,7 @@
  * still holds what the sync wrote: anything changed since (by the user, an
  * admin or a later sync) is newer than the log and is left alone.
  */
-import * as FileSystem from "@effect/platform/FileSystem";
+import type * as FileSystem from "@effect/platform/FileSystem";
 import { Console, Data, Effect, Either, Option, Ref } from "effect";
 import { parse } from "csv-parse/sync";
 import {
@@ -27,6 +27,7 @@ import { type SyncedField, syncedFields } from "./settings.ts";
 import { applyChanges, PartialWrite } from "./sync/apply.ts";
 import { type FieldChange, sameValue, type SkippedField } from "./sync/diff.ts";
 import { ExitCode, noLogWritten } from "./sync/outcome.ts";
+import { fileLimits, readSmallFile, readSmallFileBytes } from "./smallFile.ts";
 import { verifyProfile } from "./sync/verify.ts";
 import { checkSeal, macPath, type SealScope } from "./audit/LogMac.ts";
 
@@ -677,26 +678,24 @@ export const readApplyLog = (
   check: SealCheck,
 ): Effect.Effect<
   { readonly log: ApplyLog; readonly warnings: ReadonlyArray<string> },
-  RevertInputError,
-  FileSystem.FileSystem
+  RevertInputError
 > =>
   Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem;
-    const bytes = yield* fs.readFile(path).pipe(
+    const bytes = yield* readSmallFileBytes(path, fileLimits.applyLog).pipe(
       Effect.mapError((error) =>
         new RevertInputError({
           path,
-          reason: `it cannot be read (${
-            error._tag === "SystemError" ? error.reason : error.message
-          }): give the path of an apply log`,
+          reason: `it is ${error.found}, so it cannot be read: give the path ` +
+            `of an apply log`,
         })
       ),
     );
     const decoder = new TextDecoder();
-    const macText = yield* fs.readFileString(macPath(path)).pipe(
-      Effect.map(Option.some),
-      Effect.orElseSucceed(() => Option.none<string>()),
-    );
+    const macText = yield* readSmallFile(macPath(path), fileLimits.logSeal)
+      .pipe(
+        Effect.map(Option.some),
+        Effect.orElseSucceed(() => Option.none<string>()),
+      );
     const seal = checkSeal(bytes, Option.getOrUndefined(macText), check.scope);
     if (Either.isRight(seal)) {
       // Only the sealed rows: a row cut by a kill or a full disk is after them.

@@ -10,6 +10,8 @@ import {
   ParseResult,
   Schema,
 } from "effect";
+import { fileLimits, readSmallFile, type SmallFileError } from "./smallFile.ts";
+import { parseExclusionFile } from "./sync/select.ts";
 
 /**
  * How a field is synced: `overwrite` makes Discourse equal Moodle,
@@ -565,28 +567,31 @@ type ReadResult =
   | { readonly _tag: "Missing" }
   | { readonly _tag: "Read"; readonly json: JsonObject };
 
+const settingsFileExpected = (error: SmallFileError): string => {
+  switch (error.refusal._tag) {
+    case "TooLarge":
+      return "a settings file like settings.example.json (a few KB): check the --settings path";
+    case "Unreadable":
+      return "a readable JSON file: check its permissions";
+    default:
+      return "a regular JSON file like settings.example.json: check the --settings path";
+  }
+};
+
 const readSettingsFile = (
   file: string,
-): Effect.Effect<ReadResult, SettingsError, FileSystem.FileSystem> =>
+): Effect.Effect<ReadResult, SettingsError> =>
   Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem;
     const fail = (found: string, expected: string) =>
       new SettingsError({
         problems: [{ path: "", found, expected, source: file }],
       });
-    const source = yield* fs.readFileString(file).pipe(
+    const source = yield* readSmallFile(file, fileLimits.settings).pipe(
       Effect.map(Option.some),
       Effect.catchAll((error) =>
-        error._tag === "SystemError" && error.reason === "NotFound"
+        error.refusal._tag === "Missing"
           ? Effect.succeed(Option.none<string>())
-          : Effect.fail(
-            fail(
-              `a file that cannot be read (${
-                error._tag === "SystemError" ? error.reason : error.message
-              })`,
-              "a readable JSON file: check its permissions",
-            ),
-          )
+          : Effect.fail(fail(error.found, settingsFileExpected(error)))
       ),
     );
     if (Option.isNone(source)) return { _tag: "Missing" } as const;
@@ -748,7 +753,37 @@ export const warnIfReadableByOthers = (
     const info = yield* fs.stat(path);
     const mode = Option.getOrUndefined(Option.fromNullable(info.mode));
     if (mode === undefined) return Option.none();
-    const source = yield* fs.readFileString(path);
+    const source = yield* readSmallFile(path, fileLimits.settings);
     const json = yield* Effect.try(() => JSON.parse(source) as unknown);
     return settingsFileMode(path, mode, isObject(json) && holdsSecret(json));
   }).pipe(Effect.orElseSucceed(() => Option.none<string>()));
+
+/**
+ * The usernames and patterns of `exclude.file`, read before anything is
+ * contacted. A configured list that cannot be read is a settings error: run
+ * without it, the users it names would be written.
+ */
+export const readExclusionList = (
+  settings: Pick<Settings, "exclude">,
+  settingsPath: string,
+): Effect.Effect<ReadonlyArray<string>, SettingsError> => {
+  const file = settings.exclude.file;
+  if (file === undefined) return Effect.succeed([]);
+  return readSmallFile(file, fileLimits.exclusionList).pipe(
+    Effect.map(parseExclusionFile),
+    Effect.mapError((error) =>
+      new SettingsError({
+        problems: [{
+          path: "exclude.file",
+          found: `${JSON.stringify(file)}: ${error.found}`,
+          expected: error.refusal._tag === "Missing"
+            ? "an existing file of usernames, one a line (relative paths start in the working folder), or no exclude.file"
+            : error.refusal._tag === "Unreadable"
+            ? "a file of usernames this user can read: check its permissions"
+            : "a regular text file of usernames, one a line",
+          source: settingsPath,
+        }],
+      })
+    ),
+  );
+};

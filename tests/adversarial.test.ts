@@ -262,6 +262,7 @@ const runInProcess = async (
         batchSize: 0,
         force: false,
         concurrency: 4,
+        excludedByFile: [],
       }).pipe(Effect.provide(services)),
     );
     const visible = moodleUsers.filter(visibleToMoodleQuery).length;

@@ -10,7 +10,7 @@ const forum = [
   discourseUser(2, "ada", {}),
 ];
 
-Deno.test("--user with an unknown username says so first, prints no summary and leaves no log", async () => {
+Deno.test("--user with an unknown username says so first, prints no run summary (with --json only the failure object) and leaves no log", async () => {
   await withWorld({
     moodleUsers: [moodleUser(2, "ada", {})],
     forumUsers: forum,
@@ -23,7 +23,15 @@ Deno.test("--user with an unknown username says so first, prints no summary and 
         /^error: no Moodle user has the username "nosuchuser"/,
       );
       assert.match(result.stderr, /no log was written/);
-      assert.doesNotMatch(result.stdout, /Summary|summary/);
+      if (extra.includes("--json")) {
+        // No run summary, only the failure object a script reads (issue 9).
+        const failure = JSON.parse(result.stdout);
+        assert.deepEqual(Object.keys(failure), ["type", "error", "exit_code"]);
+        assert.equal(failure.exit_code, 1);
+        assert.match(failure.error, /no Moodle user has the username/);
+      } else {
+        assert.doesNotMatch(result.stdout, /Summary|summary/);
+      }
       assert.deepEqual(await auditLogs(world.dir), []);
       assert.equal(world.discourse.requests.length, 0);
     }

@@ -9,11 +9,11 @@ import { discourseConfig } from "../src/config/clients.ts";
 import { Settings } from "../src/settings.ts";
 import {
   describeSteps,
+  emailSharers,
   matchSteps,
   needsOwnershipCheck,
   ownershipOf,
   type Seeker,
-  sharedEmails,
 } from "../src/sync/match.ts";
 import {
   type DiscourseScenarioUser,
@@ -71,10 +71,18 @@ Deno.test("matchSteps: each mode's lookups, and shared usernames or emails are n
   assert.equal(describeSteps(["username"]), "username");
 });
 
-Deno.test("sharedEmails: addresses of more than one Moodle user, case-insensitive", () => {
+Deno.test("emailSharers: addresses of more than one Moodle user, case-insensitive, with who shares them", () => {
   assert.deepEqual(
-    [...sharedEmails(["a@x.example", "A@X.example ", "b@x.example", "", ""])],
-    ["a@x.example"],
+    [
+      ...emailSharers([
+        { username: "ana", email: "a@x.example" },
+        { username: "bob", email: "A@X.example " },
+        { username: "cy", email: "b@x.example" },
+        { username: "dee", email: "" },
+        { username: "eve", email: "" },
+      ]),
+    ],
+    [["a@x.example", ["ana", "bob"]]],
   );
 });
 

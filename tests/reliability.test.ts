@@ -538,8 +538,11 @@ Deno.test("two --apply runs against one forum: the second exits 3 naming the hol
   );
 });
 
-Deno.test("the lock is keyed by the forum, lives in the OS temp dir by default, and is exclusive", async () => {
-  assert.equal(defaultLockDir(), os.tmpdir());
+Deno.test("the lock is keyed by the forum, lives in the user's state folder by default, and is exclusive", async () => {
+  assert.equal(
+    defaultLockDir({ HOME: "/home/ops" }),
+    "/home/ops/.local/state/sync-moodle-discourse/locks",
+  );
   assert.equal(
     lockPath("/x", "https://Forum.Example.edu/"),
     lockPath("/x", "https://forum.example.edu"),

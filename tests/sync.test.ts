@@ -175,16 +175,23 @@ Deno.test("country names in the configured language, and an exclusion file", asy
   }
 });
 
-Deno.test("a missing exclusion file is fine and is not created", async () => {
+Deno.test("a missing exclusion file is a settings error before anything is contacted, and is not created", async () => {
   const missing = `${await Deno.makeTempDir()}/nope/excluded_users.txt`;
   await withWorld({
     moodleUsers: [moodleUser(2, "fabio")],
     forumUsers: [system, discourseUser(2, "fabio", {})],
     settings: { exclude: { file: missing } },
   }, async (world) => {
-    const result = await world.run(["--all"]);
-    assert.equal(result.code, 0, result.stderr);
+    const result = await world.run(["--all", "--apply"]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      /exclude\.file: found ".*excluded_users\.txt": no such file, expected an existing file of usernames/,
+    );
+    assert.equal(world.moodle.requestCount(), 0);
+    assert.equal(world.discourse.requestCount(), 0);
     await assert.rejects(() => Deno.stat(missing));
+    await assert.rejects(() => lastLog(world));
   });
 });
 

@@ -3,7 +3,11 @@ import { Context, Duration, Effect, Layer, Option, Redacted } from "effect";
 import { makeScrubber } from "../domain/secrets.ts";
 import { excerpt, ignoredBody, jsonBody, quoted } from "./answers.ts";
 import type { DiscourseConfig } from "./config.ts";
-import { type DiscourseError, DiscourseValidationError } from "./errors.ts";
+import {
+  type DiscourseError,
+  DiscourseValidationError,
+  DiscourseWrongAccount,
+} from "./errors.ts";
 import { answerLimits, makeDiscourseHttp } from "./http.ts";
 import { makeRateLimiter } from "./RateLimiter.ts";
 import {
@@ -23,6 +27,10 @@ import {
 import { explainConnectRefusal, noSsoSecret, signedSsoForm } from "./sso.ts";
 
 export type { DiscourseError } from "./errors.ts";
+
+/** Whether two usernames name one account, as Discourse compares them. */
+export const sameUsername = (a: string, b: string): boolean =>
+  a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
 
 export interface DiscourseService {
   /** `GET /u/{username}.json?skip_track_visit=true`; 404 is None. */
@@ -113,6 +121,23 @@ const make = (config: DiscourseConfig) =>
       yield* makeDiscourseHttp(config, client, limiter, site);
 
     const user = encodeURIComponent;
+    /**
+     * The account answered must be the account asked for. Discourse looks
+     * usernames up by their NFC lower case (User.normalize_username).
+     */
+    const sameAccount = (username: string, asked: string, written: boolean) =>
+    (
+      answered: DiscourseUser,
+    ): Effect.Effect<DiscourseUser, DiscourseWrongAccount> =>
+      sameUsername(answered.username, username)
+        ? Effect.succeed(answered)
+        : Effect.fail(
+          new DiscourseWrongAccount({
+            asked,
+            answered: `the account "${answered.username}"`,
+            written,
+          }),
+        );
     const optionalUser = (
       effect: Effect.Effect<DiscourseUser, DiscourseError>,
     ) =>
@@ -137,9 +162,13 @@ const make = (config: DiscourseConfig) =>
             method: "GET",
             path: `/u/${user(username)}.json`,
             query: { skip_track_visit: "true" },
-          }, readUser).pipe(Effect.map((body) =>
-            body.user
-          )),
+          }, readUser).pipe(
+            Effect.flatMap((body) =>
+              sameAccount(username, `the read of user "${username}"`, false)(
+                body.user,
+              )
+            ),
+          ),
         ),
       userByExternalId: (externalId) =>
         optionalUser(
@@ -148,7 +177,25 @@ const make = (config: DiscourseConfig) =>
             method: "GET",
             path: `/u/by-external/${user(externalId)}.json`,
             query: { skip_track_visit: "true" },
-          }, readUser).pipe(Effect.map((body) => body.user)),
+          }, readUser).pipe(
+            Effect.flatMap((body) =>
+              // The public profile carries no external id; where an answer
+              // does carry one, it must be the one asked for.
+              body.user.external_id === undefined ||
+                body.user.external_id === null ||
+                String(body.user.external_id).trim() === externalId.trim()
+                ? Effect.succeed(body.user)
+                : Effect.fail(
+                  new DiscourseWrongAccount({
+                    asked:
+                      `the read of the user with external id "${externalId}"`,
+                    written: false,
+                    answered: `the account "${body.user.username}" ` +
+                      `(external id "${String(body.user.external_id)}")`,
+                  }),
+                )
+            ),
+          ),
         ),
       emails: (username) =>
         execute({
@@ -183,7 +230,13 @@ const make = (config: DiscourseConfig) =>
           method: "PUT",
           path: `/u/${user(username)}.json`,
           body: definedFields(fields),
-        }, readUpdate).pipe(Effect.map((body) => body.user)),
+        }, readUpdate).pipe(
+          Effect.flatMap((body) =>
+            sameAccount(username, `the update of user "${username}"`, true)(
+              body.user,
+            )
+          ),
+        ),
       externalIdOf: (userId) =>
         execute({
           what: `read the DiscourseConnect record of user id ${userId}`,
@@ -228,12 +281,18 @@ const make = (config: DiscourseConfig) =>
           },
         }, readCreated).pipe(
           Effect.flatMap((answer) => {
-            if (answer.success) return Effect.void;
+            if (answer.success) {
+              return Effect.void;
+            }
             const words = [
               ...(answer.message ? [excerpt(scrub(answer.message))] : []),
               ...Object.entries(answer.errors ?? {}).flatMap((
                 [field, messages],
-              ) => messages.map((m) => excerpt(scrub(`${field} ${m}`)))),
+              ) =>
+                messages.map((m) =>
+                  excerpt(scrub(`${field} ${m}`))
+                )
+              ),
             ];
             return Effect.fail(
               new DiscourseValidationError({

@@ -71,7 +71,35 @@ export class DiscourseConnectRejected extends Data.TaggedError(
   "DiscourseConnectRejected",
 )<{ readonly message: string }> {}
 
+/**
+ * The forum answered a request about one account with another account's
+ * data: a rewriting proxy or a hostile server. Nothing may be written on the
+ * strength of that answer, to either account.
+ */
+export class DiscourseWrongAccount extends Data.TaggedError(
+  "DiscourseWrongAccount",
+)<{
+  /** What was asked: `the read of user "alice"`, `the update of user "alice"`... */
+  readonly asked: string;
+  /** `the account "bob"`, with its external id when the answer had one. */
+  readonly answered: string;
+  /** The request was a write: it reached the forum before the answer. */
+  readonly written: boolean;
+}> {
+  override get message(): string {
+    const answer = `Discourse answered ${this.asked} with ${this.answered}`;
+    const cause = `A proxy or plugin in front of the forum may be rewriting ` +
+      `answers: check discourse.url and what serves it`;
+    return this.written
+      ? `${answer}: what it stored, and to which account, is unknown, and ` +
+        `nothing further was sent. Compare both accounts in Discourse. ${cause}`
+      : `not written: ${answer}, so nothing was written to either account. ` +
+        cause;
+  }
+}
+
 export type DiscourseError =
+  | DiscourseWrongAccount
   | DiscourseConnectRejected
   | DiscourseCredentialsRejected
   | DiscourseForbidden

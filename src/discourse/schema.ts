@@ -23,6 +23,13 @@ export const DiscourseUser = Schema.Struct({
     default: () => true,
   }),
   suspended_till: Schema.optional(Schema.NullOr(Schema.String)),
+  /**
+   * Not in Discourse's own profile answers; some plugins and proxies add
+   * it, and then it must be the id asked for.
+   */
+  external_id: Schema.optional(
+    Schema.NullOr(Schema.Union(Schema.String, Schema.Number)),
+  ),
 });
 export type DiscourseUser = typeof DiscourseUser.Type;
 

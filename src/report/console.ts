@@ -3,6 +3,7 @@ import { Clock, Effect, Layer } from "effect";
 import { auditColumns, type AuditEntry } from "../audit/AuditLog.ts";
 import { type FieldChange, isResend } from "../sync/diff.ts";
 import {
+  exitCodeOf,
   noLogWritten,
   type RunSummary,
   type UserDone,
@@ -136,7 +137,7 @@ export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
     : []),
 ];
 
-const summaryJson = (summary: RunSummary) => ({
+const summaryJson = (summary: RunSummary, exitCode: number) => ({
   type: "summary",
   mode: summary.mode,
   moodle_users: summary.moodleUsers,
@@ -152,6 +153,8 @@ const summaryJson = (summary: RunSummary) => ({
   offset: summary.offset,
   next_offset: summary.nextOffset ?? null,
   stopped_by: summary.stoppedBy ?? null,
+  error: summary.stoppedBy?._tag === "Fatal" ? summary.stoppedBy.message : null,
+  exit_code: exitCode,
 });
 
 const write = (stream: NodeJS.WriteStream, text: string) =>
@@ -170,6 +173,8 @@ export const consoleReporter = (
     readonly progress?: boolean;
     /** Hides the run's secrets in everything printed. */
     readonly scrub?: Scrub;
+    /** The exit code a summary ends the run with; the JSON summary says it. */
+    readonly exitCode?: (summary: RunSummary) => number;
   },
 ) =>
   Layer.sync(Reporter, () => {
@@ -231,7 +236,15 @@ export const consoleReporter = (
         }),
       finish: (summary) =>
         options.json
-          ? write(process.stdout, jsonLine(summaryJson(summary)))
+          ? write(
+            process.stdout,
+            jsonLine(
+              summaryJson(
+                summary,
+                (options.exitCode ?? ((s) => exitCodeOf(s, false)))(summary),
+              ),
+            ),
+          )
           : printOut(describeSummary(summary)),
     };
   });

@@ -8,6 +8,7 @@
 import { Effect, Option } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import type { Settings } from "../settings.ts";
+import type { Plan } from "./diff.ts";
 import {
   type EmailSource,
   type ForumAccount,
@@ -64,20 +65,45 @@ export const matchSteps = (
 
 /**
  * Lower-case addresses more than one Moodle user has (Moodle allows it with
- * `allowaccountssameemail`): matching by them could pick someone else's account.
+ * `allowaccountssameemail`), each with those users' usernames in input order:
+ * matching by them could pick someone else's account, and a change request
+ * for one would go to several people.
  */
-export const sharedEmails = (
-  emails: ReadonlyArray<string>,
-): ReadonlySet<string> => {
-  const seen = new Set<string>();
-  const shared = new Set<string>();
-  for (const raw of emails) {
+export const emailSharers = (
+  users: ReadonlyArray<{ readonly username: string; readonly email: string }>,
+): ReadonlyMap<string, ReadonlyArray<string>> => {
+  const byEmail = new Map<string, Array<string>>();
+  for (const { username, email: raw } of users) {
     const email = raw.trim().toLowerCase();
     if (email === "") continue;
-    if (seen.has(email)) shared.add(email);
-    else seen.add(email);
+    const sharing = byEmail.get(email);
+    if (sharing === undefined) byEmail.set(email, [username]);
+    else sharing.push(username);
   }
-  return shared;
+  return new Map([...byEmail].filter(([, sharing]) => sharing.length > 1));
+};
+
+/**
+ * The plan without an email change to an address other Moodle users share:
+ * the forum would send each of them a request for the same address, and at
+ * most one can be its owner. The row says why.
+ */
+export const withoutSharedEmail = (
+  plan: Plan,
+  sharers: ReadonlyMap<string, ReadonlyArray<string>>,
+): Plan => {
+  const change = plan.changes.find((c) => c.field === "email");
+  const sharing = change && sharers.get(change.after.trim().toLowerCase());
+  if (change === undefined || sharing === undefined) return plan;
+  return {
+    changes: plan.changes.filter((c) => c !== change),
+    skipped: [...plan.skipped, {
+      field: "email",
+      reason: `${change.after.trim()} is shared by Moodle users ${
+        sharing.join(", ")
+      }: not sent (give each their own address in Moodle)`,
+    }],
+  };
 };
 
 export type Identity =

@@ -1,4 +1,4 @@
-import * as FileSystem from "@effect/platform/FileSystem";
+import type * as FileSystem from "@effect/platform/FileSystem";
 import { Clock, Effect, Either, Option, Ref, Stream } from "effect";
 import {
   type AuditAction,
@@ -24,12 +24,7 @@ import {
   removalNotes,
   removals,
 } from "./profile.ts";
-import {
-  exclusionReason,
-  findCollisions,
-  parseExclusionFile,
-  selectBatch,
-} from "./select.ts";
+import { exclusionReason, findCollisions, selectBatch } from "./select.ts";
 import {
   chooseEmailStrategy,
   type EmailSource,
@@ -41,13 +36,14 @@ import {
   accountOwnership,
   describeMatch,
   describeSteps,
+  emailSharers,
   findForumAccount,
   foreignAccountMessage,
   type MatchStep,
   matchSteps,
   needsOwnershipCheck,
   type Seeker,
-  sharedEmails,
+  withoutSharedEmail,
 } from "./match.ts";
 import { diffProfile, type FieldChange, type Plan } from "./diff.ts";
 import {
@@ -102,6 +98,8 @@ export interface RunOptions {
    * dropped (with a row saying so); writes already sent finish and are logged.
    */
   readonly stopNow?: Effect.Effect<void>;
+  /** The lines of `exclude.file`, read before anything is contacted. */
+  readonly excludedByFile: ReadonlyArray<string>;
 }
 
 /** A Moodle record in list order, with what every later stage needs. */
@@ -251,8 +249,12 @@ export const runSync = (
           : []
       ),
     );
-    const emailsShared = sharedEmails(
-      candidates.flatMap((c) => c._tag === "User" ? [c.desired.email] : []),
+    const emailsShared = emailSharers(
+      candidates.flatMap((c) =>
+        c._tag === "User"
+          ? [{ username: c.username, email: c.desired.email }]
+          : []
+      ),
     );
     const seekerOf = (candidate: Extract<Candidate, { _tag: "User" }>) => ({
       moodleId: candidate.user.id,
@@ -270,7 +272,7 @@ export const runSync = (
     const exclusionRules = {
       patterns: [
         ...settings.exclude.usernames,
-        ...(yield* readExclusionFile(settings.exclude.file)),
+        ...options.excludedByFile,
       ],
       suspended: settings.exclude.suspended,
     };
@@ -850,12 +852,9 @@ export const runSync = (
           email: true,
         };
         const diffOptions = { force: options.force };
-        const plan = diffProfile(
-          desired,
-          current,
-          settings.fields,
-          editable,
-          diffOptions,
+        const plan = withoutSharedEmail(
+          diffProfile(desired, current, settings.fields, editable, diffOptions),
+          emailsShared,
         );
         if (!plan.changes.some((c) => c.field === "email")) return plan;
         const pending = account.pendingEmails ??
@@ -920,26 +919,6 @@ const loadMoodleUsers = Effect.gen(function* () {
   }
   return all.records;
 });
-
-/** The seed's excluded_users.txt; a missing file is fine and is not created. */
-const readExclusionFile = (path: string | undefined) =>
-  Effect.gen(function* () {
-    if (!path) return [];
-    const fs = yield* FileSystem.FileSystem;
-    const exists = yield* fs.exists(path).pipe(
-      Effect.orElseSucceed(() => false),
-    );
-    if (!exists) return [];
-    return yield* fs.readFileString(path).pipe(
-      Effect.map(parseExclusionFile),
-      Effect.catchAll((error) =>
-        Effect.flatMap(Reporter, (reporter) =>
-          reporter.warn(
-            `exclude.file ${path} cannot be read (${error.message}); no user is excluded by it`,
-          )).pipe(Effect.as([] as ReadonlyArray<string>))
-      ),
-    );
-  });
 
 const chooseEmailSource = (
   settings: Settings,

@@ -96,6 +96,23 @@ export interface DiscourseScenarioGroup {
   owners?: string[];
 }
 
+/**
+ * A hostile forum (or a proxy rewriting its answers): requests about one
+ * account are answered with another account's data.
+ */
+export interface WrongAccountAnswer {
+  /** The username of `/u/{username}.json`, or the id of `by-external`. */
+  readonly asked: { readonly username: string } | {
+    readonly externalId: string;
+  };
+  /** The account whose data is answered instead. */
+  readonly answeredWith: string;
+  /** Which answers lie; default reads only. An update is still applied to the asked account. */
+  readonly on?: ReadonlyArray<"read" | "update">;
+  /** Put `external_id` into the lying answer, as some plugins do. */
+  readonly withExternalId?: boolean;
+}
+
 export interface DiscourseScenario extends RecordingOptions {
   apiKey: string;
   /** Must name an admin in `users`; added automatically if absent. */
@@ -108,6 +125,8 @@ export interface DiscourseScenario extends RecordingOptions {
   port?: number;
   /** Monotonic milliseconds for the rate limiters; default performance.now. */
   clock?: () => number;
+  /** Hostile: answers about some accounts name other accounts. */
+  wrongAccount?: ReadonlyArray<WrongAccountAnswer>;
 }
 
 export interface StaffActionLogEntry {
@@ -1114,10 +1133,39 @@ export const startFakeDiscourse = async (
   // -------------------------------------------------------------------------
   // Route handlers; each returns a Response or throws a Failure.
 
+  /** The account a hostile scenario answers with instead of `user`. */
+  const liar = (
+    user: DiscourseScenarioUser,
+    on: "read" | "update",
+    asked: "username" | "externalId",
+  ): WrongAccountAnswer | undefined =>
+    (scenario.wrongAccount ?? []).find((lie) =>
+      (lie.on ?? ["read"]).includes(on) &&
+      ("username" in lie.asked
+        ? asked === "username" &&
+          lie.asked.username.toLowerCase() === user.username.toLowerCase()
+        : asked === "externalId" && lie.asked.externalId === user.external_id)
+    );
+  const answeredUser = (
+    user: DiscourseScenarioUser,
+    viewer: DiscourseScenarioUser,
+    on: "read" | "update",
+    asked: "username" | "externalId",
+  ): Record<string, unknown> => {
+    const lie = liar(user, on, asked);
+    const other = lie && users.byUsername(lie.answeredWith);
+    if (!lie || !other) return serializeUser(user, viewer);
+    return {
+      ...serializeUser(other, viewer),
+      ...(lie.withExternalId ? { external_id: other.external_id ?? null } : {}),
+    };
+  };
+
   const showUser = (
     user: DiscourseScenarioUser,
     viewer: DiscourseScenarioUser,
     query: URLSearchParams,
+    asked: "username" | "externalId" = "username",
   ): Response => {
     // Rails tests `!params[:skip_track_visit]`: any value skips the view.
     if (!query.has("skip_track_visit") && user.id !== viewer.id) {
@@ -1125,7 +1173,7 @@ export const startFakeDiscourse = async (
     }
     return jsonResponse(200, {
       user_badges: [],
-      user: serializeUser(user, viewer),
+      user: answeredUser(user, viewer, "read", asked),
     });
   };
 
@@ -1174,7 +1222,7 @@ export const startFakeDiscourse = async (
     if (website !== undefined) user.website = website;
     return jsonResponse(200, {
       success: "OK",
-      user: serializeUser(user, viewer),
+      user: answeredUser(user, viewer, "update", "username"),
     });
   };
 
@@ -2160,6 +2208,7 @@ export const startFakeDiscourse = async (
             visibleUser(user.username, viewer),
             viewer,
             call.query,
+            "externalId",
           );
         }
         case "updateUser":
