@@ -87,6 +87,10 @@ export const revertFlags: ReadonlyArray<Flag> = [
     meaning:
       "with --apply: revert a log failing its check, confirmed at a terminal",
   },
+  {
+    name: "json",
+    meaning: "one JSON object per row on stdout, then a summary",
+  },
   settingsFlag,
   logDirFlag,
 ];

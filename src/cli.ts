@@ -11,12 +11,8 @@ import { Discourse } from "./discourse/Discourse.ts";
 import { Moodle } from "./moodle/Moodle.ts";
 import { discourseConfig, moodleConfig } from "./config/clients.ts";
 import { defaultLockDir, forumKey, withForumLock } from "./lock.ts";
-import {
-  describeRevertSummary,
-  readApplyLog,
-  revertExitCode,
-  runRevert,
-} from "./revert.ts";
+import { readApplyLog } from "./revert/readLog.ts";
+import { runRevert } from "./revert/runRevert.ts";
 import { consoleReporter } from "./report/console.ts";
 import { HttpLayer } from "./platform.ts";
 import {
@@ -27,7 +23,7 @@ import {
   warnIfReadableByOthers,
 } from "./settings.ts";
 import { ExitCode, exitCodeOf } from "./sync/outcome.ts";
-import { type Decision, runSync } from "./sync/pipeline.ts";
+import { type Decision, runSync } from "./sync/runSync.ts";
 import { createMissingProblem } from "./sync/create.ts";
 import { describeFullChanges, describePending } from "./report/console.ts";
 import { type Scrub, scrubberFor } from "./domain/secrets.ts";
@@ -446,6 +442,7 @@ export const makeRevertCommand = (
       log: revertLog,
       apply: revertApply,
       trustEditedLog,
+      json,
       settingsFile: Options.text("settings").pipe(Options.optional),
       logDir,
     },
@@ -461,7 +458,7 @@ export const makeRevertCommand = (
         const loaded = yield* loadSettings(settingsPath, process.env)
           .pipe(Effect.either);
         if (loaded._tag === "Left") {
-          return yield* usage(proc, loaded.left.message);
+          return yield* usage(proc, loaded.left.message, flags.json);
         }
         const settings: Settings = {
           ...loaded.right,
@@ -471,6 +468,7 @@ export const makeRevertCommand = (
           return yield* usage(
             proc,
             "--trust-edited-log only matters with --apply: a dry-run reads any log",
+            flags.json,
           );
         }
         const terminal = yield* Terminal.Terminal;
@@ -489,7 +487,7 @@ export const makeRevertCommand = (
             : undefined,
         }).pipe(Effect.either);
         if (read._tag === "Left") {
-          return yield* usage(proc, read.left.message);
+          return yield* usage(proc, read.left.message, flags.json);
         }
         for (const warning of read.right.warnings) {
           yield* Console.error(`warning: ${warning}`);
@@ -497,7 +495,9 @@ export const makeRevertCommand = (
         const log = read.right;
         if (
           flags.apply &&
-          Option.isNone(yield* lockForum(proc, settings, "revert --apply"))
+          Option.isNone(
+            yield* lockForum(proc, settings, "revert --apply", flags.json),
+          )
         ) {
           return;
         }
@@ -507,6 +507,12 @@ export const makeRevertCommand = (
             // Recognisable next to the sync's logs: sync_log_{env}_revert_apply_...
             env: `${settings.env}_revert`,
             mode: flags.apply ? "apply" : "dryrun",
+          }),
+          // A revert's rows come one at a time: no progress bar to keep.
+          consoleReporter({
+            json: flags.json,
+            progress: false,
+            scrub: scrubberFor(settings),
           }),
         ).pipe(
           Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
@@ -524,15 +530,15 @@ export const makeRevertCommand = (
           Effect.catchAll(servicesFailed),
         );
         if (outcome._tag === "Left") {
-          return yield* runFailed(proc, settings, outcome.left, logFile);
+          return yield* runFailed(
+            proc,
+            settings,
+            outcome.left,
+            logFile,
+            flags.json,
+          );
         }
-        for (
-          const line of describeRevertSummary(
-            outcome.right,
-            log.log.ignored,
-          )
-        ) yield* Console.log(line);
-        proc.setExitCode(revertExitCode(outcome.right));
+        proc.setExitCode(exitCodeOf(outcome.right, false));
       })),
   );
 

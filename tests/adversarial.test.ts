@@ -12,7 +12,7 @@ import { auditLayers } from "../src/cli.ts";
 import { discourseConfig, moodleConfig } from "../src/config/clients.ts";
 import { Discourse } from "../src/discourse/Discourse.ts";
 import { Moodle } from "../src/moodle/Moodle.ts";
-import { Reporter } from "../src/report/Reporter.ts";
+import { Reporter } from "../src/sync/Reporter.ts";
 import {
   CurrentSettings,
   loadSettings,
@@ -20,7 +20,7 @@ import {
   SettingsError,
 } from "../src/settings.ts";
 import { normalizeUsername } from "../src/sync/normalize.ts";
-import { runSync } from "../src/sync/pipeline.ts";
+import { runSync } from "../src/sync/runSync.ts";
 import { startFakeMoodle } from "./doubles/fakeMoodle.ts";
 import {
   type DiscourseScenarioUser,

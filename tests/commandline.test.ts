@@ -127,7 +127,14 @@ Deno.test("bash completion offers revert's own flags after revert, and the sync'
   const program = "sync-moodle-discourse";
   assert.deepEqual(
     await bashOffers(script, [program, "revert", "x.csv", "--"]),
-    ["--apply", "--help", "--log-dir", "--settings", "--trust-edited-log"],
+    [
+      "--apply",
+      "--help",
+      "--json",
+      "--log-dir",
+      "--settings",
+      "--trust-edited-log",
+    ],
   );
   const main = await bashOffers(script, [program, "--"]);
   for (const flag of syncFlags) assert.ok(main.includes(`--${flag.name}`));

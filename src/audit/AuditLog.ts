@@ -1,5 +1,5 @@
 import * as FileSystem from "@effect/platform/FileSystem";
-import { Context, Data, Effect, Layer, Option, Ref } from "effect";
+import { Context, Data, Effect, Layer, Option, Ref, Schema } from "effect";
 import { stringify } from "csv-stringify/sync";
 import { macPath, RunningSeal, type SealScope } from "./LogMac.ts";
 
@@ -47,9 +47,28 @@ export interface AuditEntry {
   readonly after: Readonly<Record<string, string>>;
 }
 
-export type AuditRow = {
-  readonly [C in (typeof auditColumns)[number]]: string;
-};
+/**
+ * One row of the log as its cells: what the writer writes and what `revert`
+ * decodes when it reads a log back. Every cell is text in a CSV.
+ */
+export const AuditRow = Schema.Struct(
+  {
+    timestamp: Schema.String,
+    original_username: Schema.String,
+    normalized_username: Schema.String,
+    fullname: Schema.String,
+    email: Schema.String,
+    location: Schema.String,
+    action: Schema.String,
+    status: Schema.String,
+    message: Schema.String,
+    moodle_id: Schema.String,
+    fields: Schema.String,
+    before: Schema.String,
+    after: Schema.String,
+  } satisfies Record<(typeof auditColumns)[number], typeof Schema.String>,
+);
+export type AuditRow = typeof AuditRow.Type;
 
 export type RunMode = "dryrun" | "apply";
 

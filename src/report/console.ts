@@ -2,14 +2,10 @@ import process from "node:process";
 import { Clock, Effect, Layer } from "effect";
 import { auditColumns, type AuditEntry } from "../audit/AuditLog.ts";
 import { type FieldChange, isResend } from "../sync/diff.ts";
-import {
-  exitCodeOf,
-  noLogWritten,
-  type RunSummary,
-  type UserDone,
-} from "../sync/outcome.ts";
+import { exitCodeOf, noLogWritten, type RunSummary } from "../sync/outcome.ts";
+import type { RevertSummary, UserDone } from "../sync/ledger.ts";
 import { describeEstimate, estimateProgress } from "./progress.ts";
-import { Reporter, type RequestBudget } from "./Reporter.ts";
+import { Reporter, type RequestBudget } from "../sync/Reporter.ts";
 import type { Scrub } from "../domain/secrets.ts";
 import { terminalSafe, terminalSafeJson } from "../domain/terminal.ts";
 
@@ -137,6 +133,54 @@ export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
     : []),
 ];
 
+/** The summary a person reads after a revert. */
+export const describeRevertSummary = (
+  summary: RevertSummary,
+): ReadonlyArray<string> => [
+  "",
+  `Revert (${
+    summary.mode === "apply" ? "apply" : "dry-run"
+  }): ${summary.considered} of ${summary.rows} SUCCESS rows considered; ${summary.ignored} other rows had written nothing`,
+  ...countLines(summary.counts),
+  `  Audit log              ${summary.logPath ?? noLogWritten}`,
+  ...(summary.stoppedBy?._tag === "Fatal"
+    ? [`  Stopped early: ${summary.stoppedBy.message}`]
+    : summary.stoppedBy?._tag === "Interrupted"
+    ? [`  Interrupted: ${summary.notReached} rows not reached`]
+    : []),
+  ...(summary.mode === "dryrun" && summary.pendingChanges > 0
+    ? ["  Add --apply to put these values back"]
+    : []),
+];
+
+/** What every command's JSON summary ends with. */
+const outcomeJson = (
+  summary: RunSummary | RevertSummary,
+  exitCode: number,
+) => ({
+  log_path: summary.logPath ?? null,
+  stopped_by: summary.stoppedBy ?? null,
+  error: summary.stoppedBy?._tag === "Fatal" ? summary.stoppedBy.message : null,
+  exit_code: exitCode,
+});
+
+/** A revert's summary: the sync's keys, with the log's rows for Moodle's users. */
+const revertSummaryJson = (summary: RevertSummary, exitCode: number) => ({
+  type: "summary",
+  command: "revert",
+  mode: summary.mode,
+  rows: summary.rows,
+  ignored_rows: summary.ignored,
+  considered: summary.considered,
+  not_reached: summary.notReached,
+  counts: summary.counts,
+  pending_changes: summary.pendingChanges,
+  failures: summary.failures,
+  discourse_requests: summary.discourseRequests,
+  elapsed_ms: summary.elapsedMs,
+  ...outcomeJson(summary, exitCode),
+});
+
 const summaryJson = (summary: RunSummary, exitCode: number) => ({
   type: "summary",
   mode: summary.mode,
@@ -149,12 +193,9 @@ const summaryJson = (summary: RunSummary, exitCode: number) => ({
   failures: summary.failures,
   discourse_requests: summary.discourseRequests,
   elapsed_ms: summary.elapsedMs,
-  log_path: summary.logPath ?? null,
   offset: summary.offset,
   next_offset: summary.nextOffset ?? null,
-  stopped_by: summary.stoppedBy ?? null,
-  error: summary.stoppedBy?._tag === "Fatal" ? summary.stoppedBy.message : null,
-  exit_code: exitCode,
+  ...outcomeJson(summary, exitCode),
 });
 
 const write = (stream: NodeJS.WriteStream, text: string) =>
@@ -174,7 +215,7 @@ export const consoleReporter = (
     /** Hides the run's secrets in everything printed. */
     readonly scrub?: Scrub;
     /** The exit code a summary ends the run with; the JSON summary says it. */
-    readonly exitCode?: (summary: RunSummary) => number;
+    readonly exitCode?: (summary: RunSummary | RevertSummary) => number;
   },
 ) =>
   Layer.sync(Reporter, () => {
@@ -234,17 +275,25 @@ export const consoleReporter = (
           yield* printOut(describeUser(user));
           if (showProgress) yield* write(process.stderr, yield* bar);
         }),
-      finish: (summary) =>
-        options.json
-          ? write(
-            process.stdout,
-            jsonLine(
-              summaryJson(
-                summary,
-                (options.exitCode ?? ((s) => exitCodeOf(s, false)))(summary),
-              ),
-            ),
-          )
-          : printOut(describeSummary(summary)),
+      finish: (summary) => {
+        const exitCode = (options.exitCode ?? ((s) => exitCodeOf(s, false)))(
+          summary,
+        );
+        if (!options.json) {
+          return printOut(
+            summary.command === "sync"
+              ? describeSummary(summary)
+              : describeRevertSummary(summary),
+          );
+        }
+        return write(
+          process.stdout,
+          jsonLine(
+            summary.command === "sync"
+              ? summaryJson(summary, exitCode)
+              : revertSummaryJson(summary, exitCode),
+          ),
+        );
+      },
     };
   });

@@ -1,29 +1,13 @@
-import type { AuditEntry, AuditRow, RunMode } from "../audit/AuditLog.ts";
+import type { RunMode } from "../audit/AuditLog.ts";
+import type { LedgerTotals } from "./ledger.ts";
 import { Data } from "effect";
-import { type FieldChange, isResend, type SkippedField } from "./diff.ts";
+import { type FieldChange, isResend } from "./diff.ts";
 
-/** One user, finished: its log row and what the console shows of it. */
-export interface UserDone {
-  readonly entry: AuditEntry;
-  readonly row: AuditRow;
-  readonly changes: ReadonlyArray<FieldChange>;
-  readonly skipped: ReadonlyArray<SkippedField>;
-}
-
-/** Why a run stopped before its last user. */
-export type StopReason =
-  | { readonly _tag: "Fatal"; readonly message: string }
-  | { readonly _tag: "Interrupted" }
-  | { readonly _tag: "OperatorQuit" };
-
-export interface RunSummary {
-  readonly mode: RunMode;
+export interface RunSummary extends LedgerTotals {
+  readonly command: "sync";
   readonly moodleUsers: number;
-  readonly considered: number;
   /** Users in the batch that were never started because the run stopped. */
   readonly notReached: number;
-  /** `ACTION/STATUS` -> rows. */
-  readonly counts: Readonly<Record<string, number>>;
   /**
    * Dry-run: users `--apply` with the same flags would write (real
    * differences only, creations with `--create-missing`). Apply: users whose
@@ -32,16 +16,11 @@ export interface RunSummary {
   readonly pendingChanges: number;
   /** Dry-run without `--create-missing`: users the forum lacks, not counted above. */
   readonly missingAccounts: number;
-  /** Rows with status ERROR, EXCEPTION or VERIFY_FAILED. */
-  readonly failures: number;
   readonly discourseRequests: number;
   readonly elapsedMs: number;
-  /** Absent when no row was logged, so no file was made. */
-  readonly logPath: string | undefined;
   readonly offset: number;
   /** Where the next batch starts; undefined when the list is finished. */
   readonly nextOffset: number | undefined;
-  readonly stoppedBy: StopReason | undefined;
 }
 
 /** `--user` named a username Moodle does not have: nothing to run. */
@@ -108,7 +87,10 @@ export const pendingOf = (
  * answers whether `--apply` would write anything: a yes is 4 whatever else
  * went wrong, since the forum is out of step either way.
  */
-export const exitCodeOf = (summary: RunSummary, check: boolean): number => {
+export const exitCodeOf = (
+  summary: LedgerTotals & { readonly pendingChanges: number },
+  check: boolean,
+): number => {
   if (summary.stoppedBy?._tag === "Interrupted") return ExitCode.interrupted;
   if (check && summary.pendingChanges > 0) return ExitCode.drift;
   if (summary.stoppedBy?._tag === "Fatal") return ExitCode.fatal;

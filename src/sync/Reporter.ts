@@ -1,6 +1,7 @@
 import { Context, type Effect } from "effect";
 import type { RunMode } from "../audit/AuditLog.ts";
-import type { RunSummary, UserDone } from "../sync/outcome.ts";
+import type { RevertSummary, UserDone } from "./ledger.ts";
+import type { RunSummary } from "./outcome.ts";
 
 /** The Discourse request budget, from which the time left is estimated. */
 export interface RequestBudget {
@@ -8,7 +9,7 @@ export interface RequestBudget {
   readonly requestsSent: Effect.Effect<number>;
 }
 
-/** Where the run tells the operator what happens; the console or JSON lines. */
+/** Where a command tells the operator what happens; the console or JSON lines. */
 export class Reporter extends Context.Tag("Reporter")<Reporter, {
   readonly warn: (message: string) => Effect.Effect<void>;
   readonly info: (message: string) => Effect.Effect<void>;
@@ -20,5 +21,5 @@ export class Reporter extends Context.Tag("Reporter")<Reporter, {
     },
   ) => Effect.Effect<void>;
   readonly userDone: (done: UserDone) => Effect.Effect<void>;
-  readonly finish: (summary: RunSummary) => Effect.Effect<void>;
+  readonly finish: (summary: RunSummary | RevertSummary) => Effect.Effect<void>;
 }>() {}

@@ -1,0 +1,54 @@
+/** What a sync's steps share: the run's options and what was learnt up front. */
+import type { Effect } from "effect";
+import type { AuditEntry } from "../audit/AuditLog.ts";
+import type { Settings } from "../settings.ts";
+import type { Plan } from "./diff.ts";
+import type { EmailSource } from "./fetchDiscourse.ts";
+import type { Ledger } from "./ledger.ts";
+
+/** The operator's answer in `--interactive`. */
+export type Decision = "apply" | "skip" | "all" | "quit";
+
+export interface RunOptions {
+  readonly apply: boolean;
+  /** Only this Moodle username. */
+  readonly user: string | undefined;
+  readonly offset: number;
+  /** 0: every user from the offset on. */
+  readonly batchSize: number;
+  /** Send every enabled field even when equal: the repair after a restore. */
+  readonly force: boolean;
+  /** With `apply`: create the forum accounts of users the forum lacks. */
+  readonly createMissing?: boolean;
+  readonly concurrency: number;
+  /** Asked before each user's writes in `--interactive`. */
+  readonly confirm?: (
+    pending: { readonly entry: AuditEntry; readonly plan: Plan },
+  ) => Effect.Effect<Decision>;
+  /** Polled before each user: true once SIGINT/SIGTERM asked to stop. */
+  readonly stopRequested?: Effect.Effect<boolean>;
+  /**
+   * Completes at a second signal: users whose write is not yet sent are
+   * dropped (with a row saying so); writes already sent finish and are logged.
+   */
+  readonly stopNow?: Effect.Effect<void>;
+  /** The lines of `exclude.file`, read before anything is contacted. */
+  readonly excludedByFile: ReadonlyArray<string>;
+}
+
+/** A run's context, handed to each user's steps. */
+export interface RunContext {
+  readonly settings: Settings;
+  readonly options: RunOptions;
+  /** Lower-case forum username -> the Moodle usernames that become it. */
+  readonly collisions: ReadonlyMap<string, ReadonlyArray<string>>;
+  /** Lower-case addresses more than one Moodle user has. */
+  readonly emailsShared: ReadonlyMap<string, ReadonlyArray<string>>;
+  readonly emailSource: EmailSource;
+  readonly ledger: Ledger;
+  /** In --interactive, the operator's word before a user's writes. */
+  readonly operatorAccepts: (
+    pending: AuditEntry,
+    plan: Plan,
+  ) => Effect.Effect<boolean>;
+}

@@ -1,0 +1,274 @@
+/**
+ * The sync: read Moodle's users, classify each once (exclusion, collision,
+ * malformed), then match, plan, apply and verify those that need the forum;
+ * every user considered ends as exactly one row of the ledger.
+ */
+import type * as FileSystem from "@effect/platform/FileSystem";
+import { Clock, Effect, Ref, Stream } from "effect";
+import type { AuditLog, AuditLogError } from "../audit/AuditLog.ts";
+import { type Journal, recoverUnfinishedWrites } from "../audit/Journal.ts";
+import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
+import { forumKey } from "../lock.ts";
+import { Moodle, type MoodleError } from "../moodle/Moodle.ts";
+import type { MoodleRecord } from "../moodle/schema.ts";
+import { CurrentSettings, type Settings } from "../settings.ts";
+import { type Candidate, candidateOf, writeKey } from "./candidate.ts";
+import { classify } from "./classify.ts";
+import type { RunContext, RunOptions } from "./context.ts";
+import {
+  chooseEmailStrategy,
+  type EmailSource,
+  readForumEmails,
+} from "./fetchDiscourse.ts";
+import { type Done, type Fallbacks, makeLedger } from "./ledger.ts";
+import { emailSharers } from "./match.ts";
+import {
+  NoMoodleUsers,
+  pendingOf,
+  type RunSummary,
+  UnknownMoodleUser,
+} from "./outcome.ts";
+import { Reporter } from "./Reporter.ts";
+import { findCollisions, selectBatch } from "./select.ts";
+import { syncUser } from "./syncUser.ts";
+import { UserOutcome } from "./UserOutcome.ts";
+import { rowOf } from "./words.ts";
+
+export type { Decision, RunOptions } from "./context.ts";
+
+/** Users in a row whose requests found no forum: the forum is down, stop. */
+export const transportFailuresToStop = 3;
+
+const fallbacksFor = (who: Candidate): Fallbacks<UserOutcome> => ({
+  failed: (message) => UserOutcome.Failed({ who, message }),
+  notWritten: (message) => UserOutcome.NotWritten({ who, message }),
+  crashed: (message) => UserOutcome.Crashed({ who, message }),
+});
+
+const stoppedBeforeWrite =
+  "not written: the run was told to stop now (a second signal) before this user's write was sent";
+
+export const runSync = (
+  options: RunOptions,
+): Effect.Effect<
+  RunSummary,
+  | MoodleError
+  | DiscourseError
+  | AuditLogError
+  | UnknownMoodleUser
+  | NoMoodleUsers,
+  | Moodle
+  | Discourse
+  | AuditLog
+  | Journal
+  | Reporter
+  | CurrentSettings
+  | FileSystem.FileSystem
+> =>
+  Effect.gen(function* () {
+    const settings = yield* CurrentSettings;
+    const discourse = yield* Discourse;
+    const reporter = yield* Reporter;
+    const startedAt = yield* Clock.currentTimeMillis;
+    const mode = options.apply ? "apply" : "dryrun";
+    /** Before a user's work starts, a second signal ends the waiting. */
+    const orOnStopNow =
+      <A>(fallback: A) => <E, R>(work: Effect.Effect<A, E, R>) =>
+        options.stopNow
+          ? Effect.raceFirst(work, Effect.as(options.stopNow, fallback))
+          : work;
+
+    if (options.apply) {
+      for (
+        const entry of yield* recoverUnfinishedWrites(
+          forumKey(settings.discourse.url),
+        )
+      ) {
+        yield* reporter.warn(
+          `${entry.normalizedUsername} ${entry.action}/${entry.status}: ${entry.message}`,
+        );
+      }
+    }
+
+    const records = yield* loadMoodleUsers.pipe(
+      orOnStopNow<ReadonlyArray<MoodleRecord>>([]),
+    );
+    const candidates = records.map((r) => candidateOf(r, settings));
+    const users = candidates.flatMap((c) => c._tag === "User" ? [c] : []);
+    const collisions = findCollisions(
+      users.map((c) => ({
+        moodleUsername: c.username,
+        discourseUsername: c.normalized,
+      })),
+    );
+    const { batch, nextOffset } = options.user !== undefined
+      ? {
+        batch: candidates.filter((c) =>
+          (c._tag === "User"
+            ? c.username
+            : c._tag === "Malformed"
+            ? c.record.username
+            : undefined)?.toLowerCase() === options.user?.toLowerCase()
+        ),
+        nextOffset: undefined,
+      }
+      : selectBatch(candidates, options.offset, options.batchSize);
+    if (options.user !== undefined && batch.length === 0) {
+      return yield* new UnknownMoodleUser({ username: options.user });
+    }
+    const classified = batch.map((candidate) =>
+      classify(candidate, {
+        exclusions: {
+          patterns: [...settings.exclude.usernames, ...options.excludedByFile],
+          suspended: settings.exclude.suspended,
+        },
+        collisions,
+        match: settings.match,
+      })
+    );
+    const toProcess = classified.flatMap((c) =>
+      c._tag === "NeedsForum" ? [c.candidate] : []
+    );
+
+    yield* reporter.start({
+      mode,
+      users: batch.length,
+      budget: {
+        requestsPerMinute: settings.discourse.requestsPerMinute,
+        requestsSent: discourse.requestsSent,
+      },
+    });
+    const emailSource: EmailSource = yield* chooseEmailSource(
+      settings,
+      toProcess.length,
+      // Other modes learn forum usernames only while matching.
+      settings.match === "username"
+        ? toProcess.map((c) => c.normalized.toLowerCase())
+        : undefined,
+      records.length,
+    ).pipe(orOnStopNow<EmailSource>({ _tag: "none" }));
+
+    const ledger = yield* makeLedger({
+      transportFailuresToStop,
+      stopRequested: options.stopRequested,
+      // A dry-run writes nothing, so there is nothing to cut short; and
+      // the watch costs ~0.15 ms a user, which 100,000 users would feel.
+      stopNow: options.apply ? options.stopNow : undefined,
+    });
+    const applyAll = yield* Ref.make(false);
+    const pendingUsers = yield* Ref.make(0);
+    const missingAccounts = yield* Ref.make(0);
+    const ctx: RunContext = {
+      settings,
+      options,
+      collisions,
+      emailsShared: emailSharers(
+        users.map((c) => ({ username: c.username, email: c.desired.email })),
+      ),
+      emailSource,
+      ledger,
+      operatorAccepts: (entry, plan) =>
+        Effect.gen(function* () {
+          if (!options.confirm || (yield* Ref.get(applyAll))) return true;
+          const decision = yield* options.confirm({ entry, plan });
+          if (decision === "all") yield* Ref.set(applyAll, true);
+          if (decision === "quit") {
+            yield* ledger.stopWith({ _tag: "OperatorQuit" });
+          }
+          return decision === "apply" || decision === "all";
+        }),
+    };
+    /** What a recorded user leaves to do, for the summary. */
+    const tally = (done: Done) => {
+      switch (pendingOf(mode, done, options.createMissing ?? false)) {
+        case "change":
+          return Ref.update(pendingUsers, (n) => n + 1);
+        case "missing":
+          return Ref.update(missingAccounts, (n) => n + 1);
+        default:
+          return Effect.void;
+      }
+    };
+
+    yield* Stream.fromIterable(classified).pipe(
+      Stream.mapEffect((user) => {
+        const who = user._tag === "Settled" ? user.outcome.who : user.candidate;
+        const fallbacks = fallbacksFor(who);
+        return ledger.run(
+          writeKey(who),
+          user._tag === "Settled"
+            ? Effect.succeed(user.outcome)
+            : ledger.settle(syncUser(ctx, user.candidate), fallbacks),
+          {
+            fallbacks,
+            stoppedMessage: stoppedBeforeWrite,
+            rowOf,
+            tally,
+          },
+        );
+      }, {
+        concurrency: options.confirm ? 1 : options.concurrency,
+        unordered: true,
+      }),
+      Stream.runDrain,
+    );
+
+    const totals = yield* ledger.totals(mode);
+    const summary: RunSummary = {
+      ...totals,
+      command: "sync",
+      moodleUsers: options.user !== undefined ? batch.length : records.length,
+      notReached: batch.length - totals.considered,
+      pendingChanges: yield* Ref.get(pendingUsers),
+      missingAccounts: yield* Ref.get(missingAccounts),
+      discourseRequests: yield* discourse.requestsSent,
+      elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
+      offset: options.user ? 0 : options.offset,
+      // A stopped run resumes where it stopped, not after its batch.
+      nextOffset: totals.stoppedBy ? undefined : nextOffset,
+    };
+    yield* reporter.finish(summary);
+    return summary;
+  });
+
+/**
+ * Every Moodle user in id order, for `--user` too: a collision is only seen
+ * against the whole list (`ana_garcia` cannot see `ana garcia` otherwise),
+ * and the list is one Moodle request that costs no Discourse budget.
+ */
+const loadMoodleUsers = Effect.gen(function* () {
+  const moodle = yield* Moodle;
+  const reporter = yield* Reporter;
+  const all = yield* moodle.allUsers;
+  if (all.records.length === 0) return yield* new NoMoodleUsers();
+  for (const warning of all.warnings) {
+    yield* reporter.warn(
+      `Moodle warning ${warning.warningcode}: ${warning.message}`,
+    );
+  }
+  return all.records;
+});
+
+const chooseEmailSource = (
+  settings: Settings,
+  usersToProcess: number,
+  /** Lower-case forum usernames; undefined when not known before matching. */
+  wanted: ReadonlyArray<string> | undefined,
+  moodleUsers: number,
+) =>
+  Effect.gen(function* () {
+    if (settings.fields.email !== "overwrite" || usersToProcess === 0) {
+      return { _tag: "none" } as const;
+    }
+    if (chooseEmailStrategy(usersToProcess, moodleUsers) === "per-user") {
+      return { _tag: "per-user" } as const;
+    }
+    const reporter = yield* Reporter;
+    yield* reporter.info("Reading forum emails from the admin user list...");
+    return {
+      _tag: "bulk",
+      emails: yield* readForumEmails(
+        wanted === undefined ? undefined : new Set(wanted),
+      ),
+    } as const;
+  });

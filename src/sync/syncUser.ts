@@ -1,0 +1,152 @@
+/**
+ * One user who needs the forum: match the account, plan the changes, and
+ * with --apply write and verify them. A user the forum lacks goes on to
+ * `missingUser`.
+ */
+import { Effect, Option } from "effect";
+import { Journal } from "../audit/Journal.ts";
+import { applyChanges, limitViolations } from "./apply.ts";
+import { type UserCandidate, writeKey } from "./candidate.ts";
+import type { RunContext } from "./context.ts";
+import { diffProfile } from "./diff.ts";
+import { type ForumAccount, pendingEmails } from "./fetchDiscourse.ts";
+import {
+  accountOwnership,
+  describeMatch,
+  findForumAccount,
+  matchSteps,
+  needsOwnershipCheck,
+  type Seeker,
+  withoutSharedEmail,
+} from "./match.ts";
+import { missingUser } from "./missingUser.ts";
+import type { DesiredProfile } from "./profile.ts";
+import { UserOutcome } from "./UserOutcome.ts";
+import { verifyProfile } from "./verify.ts";
+import { rowOf } from "./words.ts";
+
+export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
+  Effect.gen(function* () {
+    const { settings, options } = ctx;
+    const seeker = seekerOf(ctx, candidate);
+    const identity = yield* findForumAccount(
+      seeker,
+      matchSteps(settings.match, seeker),
+      ctx.emailSource,
+    );
+    if (identity._tag === "NotFound") {
+      return yield* missingUser(ctx, candidate, identity.tried);
+    }
+    const { account, by } = identity;
+    const how = describeMatch(by);
+    const plan = yield* planFor(ctx, candidate.desired, account);
+    const username = account.user.username;
+    const who = { ...candidate, normalized: username };
+    if (plan.changes.length === 0) {
+      return UserOutcome.UpToDate({ who, plan, how });
+    }
+    const violations = limitViolations(plan.changes);
+    if (violations.length > 0) {
+      return UserOutcome.TooLong({ who, plan, how, violations });
+    }
+    // Checked before anything would be written, in a dry-run too, so
+    // that the dry-run shows what --apply would refuse.
+    if (needsOwnershipCheck(by, settings)) {
+      const owner = yield* accountOwnership(account, candidate.user.id);
+      if (owner._tag === "Foreign") {
+        return UserOutcome.ForeignAccount({
+          who,
+          by,
+          account,
+          externalId: owner.externalId,
+        });
+      }
+    }
+    const pending = UserOutcome.Planned({ who, plan, how });
+    if (!options.apply) return pending;
+    if (!(yield* ctx.operatorAccepts(rowOf(pending).entry, plan))) {
+      return UserOutcome.Declined({ who, action: "UPDATE", plan });
+    }
+    const journal = yield* Journal;
+    const written = yield* ctx.ledger.partly(
+      journal.write(
+        writeKey(candidate),
+        rowOf(pending).entry,
+        applyChanges(username, plan.changes),
+      ),
+    );
+    if (written._tag === "Partial") {
+      const { partial } = written;
+      // The profile update went through: the row keeps its fields and
+      // their before values, so `revert` can put them back.
+      return UserOutcome.PartlyWritten({
+        who,
+        plan: {
+          changes: plan.changes.filter((c) =>
+            partial.written.includes(c.field)
+          ),
+          skipped: plan.skipped,
+        },
+        how,
+        written: partial.written,
+        error: partial.error.message,
+      });
+    }
+    const { stored, emailRequested } = written.applied;
+    const mismatches = Option.match(stored, {
+      onNone: () => [],
+      onSome: (stored) => verifyProfile(plan.changes, stored),
+    });
+    return mismatches.length > 0
+      ? UserOutcome.VerifyFailed({ who, plan, how, mismatches, emailRequested })
+      : UserOutcome.Applied({ who, plan, how, emailRequested });
+  });
+
+const seekerOf = (ctx: RunContext, candidate: UserCandidate): Seeker => ({
+  moodleId: candidate.user.id,
+  username: candidate.normalized,
+  email: candidate.desired.email,
+  usernameShared: ctx.collisions.has(candidate.normalized.toLowerCase()),
+  emailShared: ctx.emailsShared.has(
+    candidate.desired.email.trim().toLowerCase(),
+  ),
+});
+
+/** The changes a found account needs, under the field policies. */
+const planFor = (
+  ctx: RunContext,
+  desired: DesiredProfile,
+  account: ForumAccount,
+) =>
+  Effect.gen(function* () {
+    const { user } = account;
+    const current = {
+      name: user.name,
+      location: user.location,
+      bio: user.bio_raw,
+      // Not looked up: the policy cannot change it, so take it as equal.
+      email: account.email ?? desired.email,
+      pendingEmails: [] as ReadonlyArray<string>,
+    };
+    const editable = {
+      name: user.can_edit_name,
+      location: user.can_change_location,
+      bio: user.can_change_bio,
+      email: true,
+    };
+    const diffOptions = { force: ctx.options.force };
+    const plan = withoutSharedEmail(
+      diffProfile(desired, current, ctx.settings.fields, editable, diffOptions),
+      ctx.emailsShared,
+    );
+    if (!plan.changes.some((c) => c.field === "email")) return plan;
+    const pending = account.pendingEmails ??
+      (yield* pendingEmails(user.username));
+    return diffProfile(
+      desired,
+      { ...current, pendingEmails: pending },
+      ctx.settings.fields,
+      editable,
+      diffOptions,
+    );
+  });
