@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
 import { withWorld, type World } from "./support/world.ts";
+import { auditLogs } from "./support/cli.ts";
+import { auditColumns } from "../src/audit/AuditLog.ts";
 
 const withSmallWorld = (body: (world: World) => Promise<void>) =>
   withWorld({
@@ -69,5 +71,86 @@ Deno.test("a fatal run with --json still prints its summary object, with the err
       error: "--offset must be 0 or more, not -1",
       exit_code: 2,
     }]);
+  });
+});
+
+Deno.test("revert --json: one object a row with the log's columns, then a summary object like the sync's", async () => {
+  await withSmallWorld(async (world) => {
+    const applied = await world.run(["--all", "--apply"]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const log = (await auditLogs(world.dir)).find((p) =>
+      /_apply_\d{8}_\d{6}\.csv$/.test(p)
+    );
+    assert.ok(log, "no apply log");
+
+    const dry = await world.run(["revert", log, "--json"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const lines = jsonLines(dry.stdout);
+    const rows = lines.slice(0, -1);
+    assert.deepEqual(rows.map((r) => [r.original_username, r.status]), [
+      ["ana", "DRY_RUN"],
+      ["bea", "DRY_RUN"],
+    ]);
+    for (const row of rows) {
+      assert.deepEqual(Object.keys(row), [...auditColumns]);
+    }
+    assert.match(String(rows[0]?.message), /^would put back /);
+    const summary = lines.at(-1);
+    assert.equal(summary?.type, "summary");
+    assert.equal(summary?.command, "revert");
+    assert.equal(summary?.mode, "dryrun");
+    assert.equal(summary?.rows, 2);
+    assert.equal(summary?.considered, 2);
+    assert.equal(summary?.pending_changes, 2);
+    assert.deepEqual(summary?.counts, { "UPDATE/DRY_RUN": 2 });
+    assert.equal(summary?.failures, 0);
+    assert.equal(summary?.exit_code, 0);
+    assert.equal(summary?.error, null);
+    // The keys a script reads from a sync's summary are there too.
+    const sync = jsonLines((await world.run(["--all", "--json"])).stdout).at(
+      -1,
+    );
+    for (
+      const key of [
+        "type",
+        "mode",
+        "considered",
+        "not_reached",
+        "counts",
+        "pending_changes",
+        "failures",
+        "discourse_requests",
+        "elapsed_ms",
+        "log_path",
+        "stopped_by",
+        "error",
+        "exit_code",
+      ]
+    ) {
+      assert.ok(key in (sync ?? {}) && key in summary!, key);
+    }
+
+    const applyRevert = await world.run(["revert", log, "--apply", "--json"]);
+    assert.equal(applyRevert.code, 0, applyRevert.stderr);
+    const done = jsonLines(applyRevert.stdout);
+    assert.deepEqual(done.slice(0, -1).map((r) => r.status), [
+      "SUCCESS",
+      "SUCCESS",
+    ]);
+    assert.equal(done.at(-1)?.mode, "apply");
+    assert.equal(typeof done.at(-1)?.log_path, "string");
+  });
+});
+
+Deno.test("revert --json with a log that is not one: a summary object with the reason and exit 2", async () => {
+  await withSmallWorld(async (world) => {
+    const path = `${world.dir}/not-a-log.csv`;
+    await Deno.writeTextFile(path, "a,b\n1,2\n");
+    const result = await world.run(["revert", path, "--json"]);
+    assert.equal(result.code, 2, result.stderr);
+    const [failed] = jsonLines(result.stdout);
+    assert.equal(failed?.type, "summary");
+    assert.equal(failed?.exit_code, 2);
+    assert.match(String(failed?.error), /not an audit log/);
   });
 });
