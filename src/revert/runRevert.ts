@@ -16,12 +16,8 @@ import { Journal, recoverUnfinishedWrites } from "../audit/Journal.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { applyChanges } from "../sync/apply.ts";
 import type { FieldChange } from "../sync/diff.ts";
-import {
-  type Done,
-  doneFallbacks,
-  makeLedger,
-  type RevertSummary,
-} from "../sync/ledger.ts";
+import { doneFallbacks, makeLedger } from "../sync/ledger.ts";
+import type { Done, RevertSummary } from "../sync/summary.ts";
 import { Reporter } from "../sync/Reporter.ts";
 import { verifyProfile } from "../sync/verify.ts";
 import { planRevert, type RevertPlan, shown } from "./plan.ts";

@@ -1,7 +1,6 @@
 import { Context, type Effect } from "effect";
 import type { RunMode } from "../audit/AuditLog.ts";
-import type { RevertSummary, UserDone } from "./ledger.ts";
-import type { RunSummary } from "./outcome.ts";
+import type { RevertSummary, RunSummary, UserDone } from "./summary.ts";
 
 /** The Discourse request budget, from which the time left is estimated. */
 export interface RequestBudget {

@@ -7,10 +7,8 @@
 import { Effect, Option, Ref } from "effect";
 import {
   type AuditAction,
-  type AuditEntry,
   AuditLog,
   AuditLogError,
-  type AuditRow,
   type AuditStatus,
   type RunMode,
 } from "../audit/AuditLog.ts";
@@ -21,38 +19,8 @@ import {
 } from "../audit/Journal.ts";
 import { Discourse } from "../discourse/Discourse.ts";
 import { PartialWrite } from "./apply.ts";
-import type { FieldChange, SkippedField } from "./diff.ts";
 import { Reporter } from "./Reporter.ts";
-
-/** One user, finished: its log row and what the console shows of it. */
-export interface UserDone {
-  readonly entry: AuditEntry;
-  readonly row: AuditRow;
-  readonly changes: ReadonlyArray<FieldChange>;
-  readonly skipped: ReadonlyArray<SkippedField>;
-}
-
-/** A finished user before its row is written. */
-export type Done = Omit<UserDone, "row">;
-
-/** Why a run stopped before its last user. */
-export type StopReason =
-  | { readonly _tag: "Fatal"; readonly message: string }
-  | { readonly _tag: "Interrupted" }
-  | { readonly _tag: "OperatorQuit" };
-
-/** What every command's summary says. */
-export interface LedgerTotals {
-  readonly mode: RunMode;
-  readonly considered: number;
-  /** `ACTION/STATUS` -> rows. */
-  readonly counts: Readonly<Record<string, number>>;
-  /** Rows with status ERROR, EXCEPTION or VERIFY_FAILED. */
-  readonly failures: number;
-  /** Absent when no row was logged, so no file was made. */
-  readonly logPath: string | undefined;
-  readonly stoppedBy: StopReason | undefined;
-}
+import type { Done, LedgerTotals, StopReason } from "./summary.ts";
 
 const failureStatus = /\/(ERROR|EXCEPTION|VERIFY_FAILED)$/;
 
@@ -270,17 +238,3 @@ export const makeLedger = (policy: LedgerPolicy) =>
   });
 
 export type Ledger = Effect.Effect.Success<ReturnType<typeof makeLedger>>;
-
-/** What a `revert` did with the rows of the log it was given. */
-export interface RevertSummary extends LedgerTotals {
-  readonly command: "revert";
-  /** Rows of the log that wrote something, so are reverted. */
-  readonly rows: number;
-  /** Rows of the log that had written nothing. */
-  readonly ignored: number;
-  readonly notReached: number;
-  /** Dry-run: rows `--apply` would put back. */
-  readonly pendingChanges: number;
-  readonly discourseRequests: number;
-  readonly elapsedMs: number;
-}

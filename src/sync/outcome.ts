@@ -1,27 +1,7 @@
 import type { RunMode } from "../audit/AuditLog.ts";
-import type { LedgerTotals } from "./ledger.ts";
+import type { LedgerTotals } from "./summary.ts";
 import { Data } from "effect";
 import { type FieldChange, isResend } from "./diff.ts";
-
-export interface RunSummary extends LedgerTotals {
-  readonly command: "sync";
-  readonly moodleUsers: number;
-  /** Users in the batch that were never started because the run stopped. */
-  readonly notReached: number;
-  /**
-   * Dry-run: users `--apply` with the same flags would write (real
-   * differences only, creations with `--create-missing`). Apply: users whose
-   * profile still differs from Moodle.
-   */
-  readonly pendingChanges: number;
-  /** Dry-run without `--create-missing`: users the forum lacks, not counted above. */
-  readonly missingAccounts: number;
-  readonly discourseRequests: number;
-  readonly elapsedMs: number;
-  readonly offset: number;
-  /** Where the next batch starts; undefined when the list is finished. */
-  readonly nextOffset: number | undefined;
-}
 
 /** `--user` named a username Moodle does not have: nothing to run. */
 export class UnknownMoodleUser extends Data.TaggedError("UnknownMoodleUser")<{

@@ -20,14 +20,10 @@ import {
   type EmailSource,
   readForumEmails,
 } from "./fetchDiscourse.ts";
-import { type Done, type Fallbacks, makeLedger } from "./ledger.ts";
+import { type Fallbacks, makeLedger } from "./ledger.ts";
 import { emailSharers } from "./match.ts";
-import {
-  NoMoodleUsers,
-  pendingOf,
-  type RunSummary,
-  UnknownMoodleUser,
-} from "./outcome.ts";
+import { NoMoodleUsers, pendingOf, UnknownMoodleUser } from "./outcome.ts";
+import type { Done, RunSummary } from "./summary.ts";
 import { Reporter } from "./Reporter.ts";
 import { findCollisions, selectBatch } from "./select.ts";
 import { syncUser } from "./syncUser.ts";

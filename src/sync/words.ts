@@ -8,7 +8,7 @@ import { terminalSafe } from "../domain/terminal.ts";
 import { type Candidate, identity, type UserCandidate } from "./candidate.ts";
 import { createdMessage } from "./create.ts";
 import type { FieldChange, Plan } from "./diff.ts";
-import type { Done } from "./ledger.ts";
+import type { Done } from "./summary.ts";
 import {
   describeSteps,
   foreignAccountMessage,

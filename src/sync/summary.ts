@@ -1,0 +1,67 @@
+/** What a finished run and its users leave behind, for the Reporter. */
+import type { AuditEntry, AuditRow, RunMode } from "../audit/AuditLog.ts";
+import type { FieldChange, SkippedField } from "./diff.ts";
+
+/** One user, finished: its log row and what the console shows of it. */
+export interface UserDone {
+  readonly entry: AuditEntry;
+  readonly row: AuditRow;
+  readonly changes: ReadonlyArray<FieldChange>;
+  readonly skipped: ReadonlyArray<SkippedField>;
+}
+
+/** A finished user before its row is written. */
+export type Done = Omit<UserDone, "row">;
+
+/** Why a run stopped before its last user. */
+export type StopReason =
+  | { readonly _tag: "Fatal"; readonly message: string }
+  | { readonly _tag: "Interrupted" }
+  | { readonly _tag: "OperatorQuit" };
+
+/** What every command's summary says. */
+export interface LedgerTotals {
+  readonly mode: RunMode;
+  readonly considered: number;
+  /** `ACTION/STATUS` -> rows. */
+  readonly counts: Readonly<Record<string, number>>;
+  /** Rows with status ERROR, EXCEPTION or VERIFY_FAILED. */
+  readonly failures: number;
+  /** Absent when no row was logged, so no file was made. */
+  readonly logPath: string | undefined;
+  readonly stoppedBy: StopReason | undefined;
+}
+
+export interface RunSummary extends LedgerTotals {
+  readonly command: "sync";
+  readonly moodleUsers: number;
+  /** Users in the batch that were never started because the run stopped. */
+  readonly notReached: number;
+  /**
+   * Dry-run: users `--apply` with the same flags would write (real
+   * differences only, creations with `--create-missing`). Apply: users whose
+   * profile still differs from Moodle.
+   */
+  readonly pendingChanges: number;
+  /** Dry-run without `--create-missing`: users the forum lacks, not counted above. */
+  readonly missingAccounts: number;
+  readonly discourseRequests: number;
+  readonly elapsedMs: number;
+  readonly offset: number;
+  /** Where the next batch starts; undefined when the list is finished. */
+  readonly nextOffset: number | undefined;
+}
+
+/** What a `revert` did with the rows of the log it was given. */
+export interface RevertSummary extends LedgerTotals {
+  readonly command: "revert";
+  /** Rows of the log that wrote something, so are reverted. */
+  readonly rows: number;
+  /** Rows of the log that had written nothing. */
+  readonly ignored: number;
+  readonly notReached: number;
+  /** Dry-run: rows `--apply` would put back. */
+  readonly pendingChanges: number;
+  readonly discourseRequests: number;
+  readonly elapsedMs: number;
+}
