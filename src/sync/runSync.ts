@@ -9,20 +9,17 @@ import type { AuditLog, AuditLogError } from "../audit/AuditLog.ts";
 import { type Journal, recoverUnfinishedWrites } from "../audit/Journal.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { forumKey } from "../lock.ts";
-import { Moodle, type MoodleError } from "../moodle/Moodle.ts";
+import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
 import type { MoodleRecord } from "../moodle/schema.ts";
-import { CurrentSettings, type Settings } from "../settings.ts";
+import { CurrentSettings } from "../settings.ts";
 import { type Candidate, candidateOf, writeKey } from "./candidate.ts";
 import { classify } from "./classify.ts";
 import type { RunContext, RunOptions } from "./context.ts";
-import {
-  chooseEmailStrategy,
-  type EmailSource,
-  readForumEmails,
-} from "./fetchDiscourse.ts";
+import type { EmailSource } from "./fetchDiscourse.ts";
+import { chooseEmailSource, loadMoodleUsers } from "./sources.ts";
 import { type Fallbacks, makeLedger } from "./ledger.ts";
 import { emailSharers } from "./match.ts";
-import { NoMoodleUsers, pendingOf, UnknownMoodleUser } from "./outcome.ts";
+import { type NoMoodleUsers, pendingOf, UnknownMoodleUser } from "./outcome.ts";
 import type { Done, RunSummary } from "./summary.ts";
 import { Reporter } from "./Reporter.ts";
 import { findCollisions, selectBatch } from "./select.ts";
@@ -225,46 +222,4 @@ export const runSync = (
     };
     yield* reporter.finish(summary);
     return summary;
-  });
-
-/**
- * Every Moodle user in id order, for `--user` too: a collision is only seen
- * against the whole list (`ana_garcia` cannot see `ana garcia` otherwise),
- * and the list is one Moodle request that costs no Discourse budget.
- */
-const loadMoodleUsers = Effect.gen(function* () {
-  const moodle = yield* Moodle;
-  const reporter = yield* Reporter;
-  const all = yield* moodle.allUsers;
-  if (all.records.length === 0) return yield* new NoMoodleUsers();
-  for (const warning of all.warnings) {
-    yield* reporter.warn(
-      `Moodle warning ${warning.warningcode}: ${warning.message}`,
-    );
-  }
-  return all.records;
-});
-
-const chooseEmailSource = (
-  settings: Settings,
-  usersToProcess: number,
-  /** Lower-case forum usernames; undefined when not known before matching. */
-  wanted: ReadonlyArray<string> | undefined,
-  moodleUsers: number,
-) =>
-  Effect.gen(function* () {
-    if (settings.fields.email !== "overwrite" || usersToProcess === 0) {
-      return { _tag: "none" } as const;
-    }
-    if (chooseEmailStrategy(usersToProcess, moodleUsers) === "per-user") {
-      return { _tag: "per-user" } as const;
-    }
-    const reporter = yield* Reporter;
-    yield* reporter.info("Reading forum emails from the admin user list...");
-    return {
-      _tag: "bulk",
-      emails: yield* readForumEmails(
-        wanted === undefined ? undefined : new Set(wanted),
-      ),
-    } as const;
   });

@@ -1,14 +1,14 @@
 // The pure half of `revert`: reading an apply log back and deciding, field by
 // field, what goes back.
 import assert from "node:assert/strict";
-import { Effect, Either } from "effect";
+import { Effect, Either, Schema } from "effect";
 import {
   auditColumns,
   type AuditEntry,
   neutraliseFormula,
   toAuditRow,
 } from "../../src/audit/AuditLog.ts";
-import type { DiscourseUser } from "../../src/discourse/schema.ts";
+import { DiscourseUser } from "../../src/discourse/schema.ts";
 import { planRevert } from "../../src/revert/plan.ts";
 import {
   parseApplyLog,
@@ -163,19 +163,15 @@ const target = (
   after,
 });
 
-const forumUser = (fields: Partial<DiscourseUser> = {}): DiscourseUser => ({
-  id: 1,
-  username: "ana",
-  name: "Ana García",
-  location: "Madrid",
-  website: "",
-  bio_raw: "",
-  can_edit_name: true,
-  can_change_bio: true,
-  can_change_location: true,
-  can_change_website: true,
-  ...fields,
-});
+/** A profile as the client decodes it: the can_* flags default to true. */
+const forumUser = (fields: Partial<DiscourseUser> = {}): DiscourseUser =>
+  Schema.decodeUnknownSync(DiscourseUser)({
+    id: 1,
+    username: "ana",
+    name: "Ana García",
+    location: "Madrid",
+    ...fields,
+  });
 
 Deno.test("planRevert: a field goes back only while the forum holds what the sync wrote", () => {
   const row = target(
