@@ -105,7 +105,7 @@ export const makeLedger = (policy: LedgerPolicy) =>
         }
         if (streak >= policy.transportFailuresToStop) {
           yield* fatal(
-            policy.transportFailuresToStop === 1 ? error.message : (
+            streak === 1 ? error.message : (
               `Discourse could not be reached for ${streak} users in a row ` +
               `(last: ${error.message})`
             ),

@@ -109,16 +109,16 @@ export const runSync = (
     if (options.user !== undefined && batch.length === 0) {
       return yield* new UnknownMoodleUser({ username: options.user });
     }
-    const classified = batch.map((candidate) =>
-      classify(candidate, {
-        exclusions: {
-          patterns: [...settings.exclude.usernames, ...options.excludedByFile],
-          suspended: settings.exclude.suspended,
-        },
-        collisions,
-        match: settings.match,
-      })
-    );
+    // One rules object for the run: its patterns are compiled once.
+    const rules = {
+      exclusions: {
+        patterns: [...settings.exclude.usernames, ...options.excludedByFile],
+        suspended: settings.exclude.suspended,
+      },
+      collisions,
+      match: settings.match,
+    };
+    const classified = batch.map((candidate) => classify(candidate, rules));
     const toProcess = classified.flatMap((c) =>
       c._tag === "NeedsForum" ? [c.candidate] : []
     );
