@@ -64,14 +64,15 @@ export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
     }
     const pending = UserOutcome.Planned({ who, plan, how });
     if (!options.apply) return pending;
-    if (!(yield* ctx.operatorAccepts(rowOf(pending).entry, plan))) {
+    const intent = rowOf(pending).entry;
+    if (!(yield* ctx.operatorAccepts(intent, plan))) {
       return UserOutcome.Declined({ who, action: "UPDATE", plan });
     }
     const journal = yield* Journal;
     const written = yield* ctx.ledger.partly(
       journal.write(
         writeKey(candidate),
-        rowOf(pending).entry,
+        intent,
         applyChanges(username, plan.changes),
       ),
     );
