@@ -15,13 +15,12 @@ import { readApplyLog } from "./revert/readLog.ts";
 import { runRevert } from "./revert/runRevert.ts";
 import { consoleReporter } from "./report/console.ts";
 import { HttpLayer } from "./platform.ts";
+import { CurrentSettings, type Settings } from "./config/Settings.ts";
 import {
-  CurrentSettings,
   loadSettings,
   readExclusionList,
-  type Settings,
   warnIfReadableByOthers,
-} from "./settings.ts";
+} from "./config/load.ts";
 import { ExitCode, exitCodeOf } from "./sync/outcome.ts";
 import { type Decision, runSync } from "./sync/runSync.ts";
 import { createMissingProblem } from "./sync/create.ts";

@@ -13,12 +13,8 @@ import { discourseConfig, moodleConfig } from "../src/config/clients.ts";
 import { Discourse } from "../src/discourse/Discourse.ts";
 import { Moodle } from "../src/moodle/Moodle.ts";
 import { Reporter } from "../src/sync/Reporter.ts";
-import {
-  CurrentSettings,
-  loadSettings,
-  type Settings,
-  SettingsError,
-} from "../src/settings.ts";
+import { CurrentSettings, type Settings } from "../src/config/Settings.ts";
+import { loadSettings, SettingsError } from "../src/config/load.ts";
 import { normalizeUsername } from "../src/sync/normalize.ts";
 import { runSync } from "../src/sync/runSync.ts";
 import { startFakeMoodle } from "./doubles/fakeMoodle.ts";

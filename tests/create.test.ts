@@ -9,7 +9,8 @@ import { Discourse, type DiscourseError } from "../src/discourse/Discourse.ts";
 import { encodeSsoPayload, signSsoPayload } from "../src/discourse/sso.ts";
 import { discourseConfig } from "../src/config/clients.ts";
 import type { SsoAccount } from "../src/discourse/schema.ts";
-import { loadSettings, Settings } from "../src/settings.ts";
+import { loadSettings } from "../src/config/load.ts";
+import { Settings } from "../src/config/Settings.ts";
 import { PlatformLayer } from "../src/platform.ts";
 import { Redacted } from "effect";
 import {

@@ -14,7 +14,7 @@ import { startFakeMoodle } from "./doubles/fakeMoodle.ts";
 import { startFakeDiscourse } from "./doubles/fakeDiscourse.ts";
 import { demoCases, demoScenario } from "./doubles/scenarios.ts";
 import { auditLogs, cliArgs, type LogRow, readLog } from "./support/cli.ts";
-import { syncedFields } from "../src/settings.ts";
+import { syncedFields } from "../src/domain/fields.ts";
 import { pendingOf } from "../src/sync/outcome.ts";
 
 /** The users the demo plants to be refused, and why, in the operator's words. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { DiscourseUser } from "../src/discourse/schema.ts";
-import type { FieldPolicy, SyncedField } from "../src/settings.ts";
+import type { FieldPolicy, SyncedField } from "../src/domain/fields.ts";
 import {
   type CurrentProfile,
   diffProfile,

@@ -36,7 +36,7 @@ import {
   limiterPlan,
   makeRateLimiter,
 } from "../src/discourse/RateLimiter.ts";
-import { Settings } from "../src/settings.ts";
+import { Settings } from "../src/config/Settings.ts";
 import {
   type DiscourseScenario,
   type DiscourseScenarioUser,

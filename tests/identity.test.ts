@@ -6,7 +6,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { Effect, Layer, Option, Schema } from "effect";
 import { Discourse } from "../src/discourse/Discourse.ts";
 import { discourseConfig } from "../src/config/clients.ts";
-import { Settings } from "../src/settings.ts";
+import { Settings } from "../src/config/Settings.ts";
 import {
   describeSteps,
   emailSharers,

@@ -12,7 +12,7 @@ import {
 } from "../src/moodle/errors.ts";
 import { moodleFormFields } from "../src/moodle/records.ts";
 import type { MoodleRecord } from "../src/moodle/schema.ts";
-import { Settings } from "../src/settings.ts";
+import { Settings } from "../src/config/Settings.ts";
 import { moodleConfig } from "../src/config/clients.ts";
 import {
   type FakeMoodle,

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { PlatformLayer } from "../src/platform.ts";
 import { Effect, Either, Option, Redacted } from "effect";
+import type { Settings } from "../src/config/Settings.ts";
 import {
   jsonSyntaxErrorOffset,
   loadSettings,
-  type Settings,
   type SettingsError,
   settingsFileMode,
   warnIfReadableByOthers,
-} from "../src/settings.ts";
+} from "../src/config/load.ts";
 
 const MOODLE_TOKEN = "0123456789abcdef0123456789abcdef";
 const DISCOURSE_KEY = "fedcba9876543210fedcba9876543210feedface";

@@ -14,7 +14,7 @@ import {
   type MoodleConfig,
 } from "../moodle/config.ts";
 import { settingsSecrets } from "../domain/secrets.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "./Settings.ts";
 
 const fromSeconds = (seconds: number | undefined) =>
   seconds === undefined ? undefined : Duration.millis(seconds * 1000);

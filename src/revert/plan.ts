@@ -3,7 +3,7 @@
  * now. Pure.
  */
 import type { DiscourseUser } from "../discourse/schema.ts";
-import type { SyncedField } from "../settings.ts";
+import type { SyncedField } from "../domain/fields.ts";
 import {
   type FieldChange,
   sameValue,

@@ -6,7 +6,7 @@
 import { Data, Effect, Either, Option, Schema } from "effect";
 import { parse } from "csv-parse/sync";
 import { auditColumns, type AuditEntry, AuditRow } from "../audit/AuditLog.ts";
-import { type SyncedField, syncedFields } from "../settings.ts";
+import { type SyncedField, syncedFields } from "../domain/fields.ts";
 import { fileLimits, readSmallFile, readSmallFileBytes } from "../smallFile.ts";
 import { checkSeal, macPath, type SealScope } from "../audit/LogMac.ts";
 

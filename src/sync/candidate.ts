@@ -7,7 +7,7 @@ import {
   type MoodleRecord,
   type MoodleUser,
 } from "../moodle/schema.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../config/Settings.ts";
 import { normalizeUsername } from "./normalize.ts";
 import {
   desiredBio,

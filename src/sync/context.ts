@@ -1,7 +1,7 @@
 /** What a sync's steps share: the run's options and what was learnt up front. */
 import type { Effect } from "effect";
 import type { AuditEntry } from "../audit/AuditLog.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../config/Settings.ts";
 import type { Plan } from "./diff.ts";
 import type { EmailSource } from "./fetchDiscourse.ts";
 import type { Ledger } from "./ledger.ts";

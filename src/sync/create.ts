@@ -8,7 +8,7 @@
 import { Data, Effect, Option } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import type { DiscourseUser } from "../discourse/schema.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../config/Settings.ts";
 import { limitViolations } from "./apply.ts";
 import { diffProfile, type Plan, type Policies } from "./diff.ts";
 import { isReservedUsername } from "./normalize.ts";

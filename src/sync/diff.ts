@@ -3,7 +3,7 @@ import {
   type FieldPolicy,
   type SyncedField,
   syncedFields,
-} from "../settings.ts";
+} from "../domain/fields.ts";
 import type { DesiredProfile } from "./profile.ts";
 
 /** What Discourse holds now; blank fields as "". */

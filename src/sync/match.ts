@@ -7,7 +7,7 @@
  */
 import { Effect, Option } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../config/Settings.ts";
 import type { Plan } from "./diff.ts";
 import {
   type EmailSource,

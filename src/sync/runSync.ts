@@ -11,7 +11,7 @@ import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { forumKey } from "../lock.ts";
 import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
 import type { MoodleRecord } from "../moodle/schema.ts";
-import { CurrentSettings } from "../settings.ts";
+import { CurrentSettings } from "../config/Settings.ts";
 import { type Candidate, candidateOf, writeKey } from "./candidate.ts";
 import { classify } from "./classify.ts";
 import type { RunContext, RunOptions } from "./context.ts";

@@ -1,7 +1,7 @@
 /** What a sync reads before its first user: Moodle's list, the forum's emails. */
 import { Effect } from "effect";
 import { Moodle } from "../moodle/Moodle.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../config/Settings.ts";
 import { chooseEmailStrategy, readForumEmails } from "./fetchDiscourse.ts";
 import { NoMoodleUsers } from "./outcome.ts";
 import { Reporter } from "./Reporter.ts";

@@ -1,6 +1,6 @@
 /** After a write: does Discourse hold what was sent? Pure. */
 import type { DiscourseUser } from "../discourse/schema.ts";
-import type { SyncedField } from "../settings.ts";
+import type { SyncedField } from "../domain/fields.ts";
 import { type FieldChange, sameValue } from "./diff.ts";
 
 export interface Mismatch {
