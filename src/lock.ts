@@ -131,17 +131,6 @@ const parseHolder = Schema.decodeUnknownOption(
   Schema.parseJson(LockHolderSchema),
 );
 
-/** Locks held by this process, released by `releaseAllLocks` at exit. */
-const held = new Set<HeldLock>();
-
-/**
- * Releases every lock this process holds. Synchronous, so it can run in a
- * `process.on("exit")` handler, after a second Ctrl-C has cut things short.
- */
-export const releaseAllLocks = (): void => {
-  for (const lock of [...held]) lock.release();
-};
-
 const sameFile = (a: Deno.FileInfo, b: Deno.FileInfo): boolean =>
   a.ino === null || b.ino === null || (a.ino === b.ino && a.dev === b.dev);
 
@@ -329,7 +318,6 @@ export const acquireLock = (
         release: () => {
           if (released) return;
           released = true;
-          held.delete(lock);
           // Unlink first: once unlocked, the file may belong to the next run.
           try {
             Deno.removeSync(path);
@@ -343,7 +331,6 @@ export const acquireLock = (
           }
         },
       };
-      held.add(lock);
       return lock;
     }
     return yield* new LockError({

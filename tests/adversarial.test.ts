@@ -4,16 +4,12 @@
 // in the CSV as a live formula.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import { PlatformLayer } from "../src/platform.ts";
 import { Cause, Effect, Either, Exit, Layer, Option } from "effect";
 import { parse } from "csv-parse/sync";
-import { auditLayers } from "../src/cli.ts";
-import { discourseConfig, moodleConfig } from "../src/config/clients.ts";
-import { Discourse } from "../src/discourse/Discourse.ts";
-import { Moodle } from "../src/moodle/Moodle.ts";
+import { syncLayer } from "../src/cli/AppLayer.ts";
 import { Reporter } from "../src/sync/Reporter.ts";
-import { CurrentSettings, type Settings } from "../src/config/Settings.ts";
+import type { Settings } from "../src/config/Settings.ts";
 import { loadSettings, SettingsError } from "../src/config/load.ts";
 import { normalizeUsername } from "../src/sync/normalize.ts";
 import { runSync } from "../src/sync/runSync.ts";
@@ -238,18 +234,13 @@ const runInProcess = async (
         ...fastTuning.discourse,
         requestsPerMinute: 1e6,
       },
+      env: "adv",
       logDir: dir,
     };
-    const services = Layer.mergeAll(
-      Moodle.layer(moodleConfig(settings)),
-      Discourse.layer(discourseConfig(settings)),
-      auditLayers(settings, { env: "adv", mode: "apply" }),
-      silentReporter,
-    ).pipe(
-      Layer.provideMerge(Layer.succeed(CurrentSettings, settings)),
-      Layer.provide(FetchHttpClient.layer),
-      Layer.provideMerge(PlatformLayer),
-    );
+    const services = syncLayer(settings, {
+      mode: "apply",
+      reporter: silentReporter,
+    }).pipe(Layer.provideMerge(PlatformLayer));
     const exit = await Effect.runPromiseExit(
       runSync({
         apply: true,

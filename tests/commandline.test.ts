@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { revertFlags, syncFlags } from "../src/args.ts";
+import { revertFlags, syncFlags } from "../src/cli/args.ts";
 import { cliArgs, cliEnv, runCli } from "./support/cli.ts";
 
 const root = new URL("..", import.meta.url).pathname;

@@ -3,11 +3,10 @@
 // doubles; plus the client's two new writes and the pure rules.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
-import { Effect, Either, Layer, Schema } from "effect";
+import { Effect, Either, Schema } from "effect";
 import { Discourse, type DiscourseError } from "../src/discourse/Discourse.ts";
 import { encodeSsoPayload, signSsoPayload } from "../src/discourse/sso.ts";
-import { discourseConfig } from "../src/config/clients.ts";
+import { discourseLayer } from "../src/cli/AppLayer.ts";
 import type { SsoAccount } from "../src/discourse/schema.ts";
 import { loadSettings } from "../src/config/load.ts";
 import { Settings } from "../src/config/Settings.ts";
@@ -246,9 +245,7 @@ const withClient = async <A>(
         ...(secret === undefined ? {} : { ssoSecret: secret }),
       },
     });
-    const layer = Discourse.layer(discourseConfig(settings)).pipe(
-      Layer.provide(FetchHttpClient.layer),
-    );
+    const layer = discourseLayer(settings);
     const result = await Effect.runPromise(
       Effect.either(program).pipe(Effect.provide(layer)),
     );

@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import {
   Clock,
   Duration,
   Effect,
   Either,
   Fiber,
-  Layer,
   Option,
   Random,
   Schedule,
@@ -27,7 +25,7 @@ import {
 import { DiscourseNotFound } from "../src/discourse/errors.ts";
 import { failureBackoff, retryPolicy } from "../src/discourse/retry.ts";
 import type { Setback } from "../src/discourse/verdict.ts";
-import { discourseConfig } from "../src/config/clients.ts";
+import { discourseLayer } from "../src/cli/AppLayer.ts";
 import {
   admit,
   finish,
@@ -127,9 +125,7 @@ const runWith = <A, E>(
       requestsPerMinute: options.requestsPerMinute ?? 100_000,
     },
   });
-  const layer = Discourse.layer(
-    discourseConfig(settings, { ...fast, ...options.tuning }),
-  ).pipe(Layer.provide(FetchHttpClient.layer));
+  const layer = discourseLayer(settings, { ...fast, ...options.tuning });
   return Effect.runPromise(Effect.provide(program, layer));
 };
 

@@ -2,10 +2,9 @@
 // external id, or "auto" (external id, username, email), through the CLI
 // against the doubles, plus the pure rules and the client's new read.
 import assert from "node:assert/strict";
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
-import { Effect, Layer, Option, Schema } from "effect";
+import { Effect, Option, Schema } from "effect";
 import { Discourse } from "../src/discourse/Discourse.ts";
-import { discourseConfig } from "../src/config/clients.ts";
+import { discourseLayer } from "../src/cli/AppLayer.ts";
 import { Settings } from "../src/config/Settings.ts";
 import {
   describeSteps,
@@ -138,9 +137,7 @@ Deno.test("client: externalIdOf reads the SSO record from /admin/users/{id}.json
       moodle: { endpoint: "http://127.0.0.1:9", token: "unused" },
       discourse: { url: fake.url, apiKey: "key-5d1e", requestsPerMinute: 1e5 },
     });
-    const layer = Discourse.layer(discourseConfig(settings)).pipe(
-      Layer.provide(FetchHttpClient.layer),
-    );
+    const layer = discourseLayer(settings);
     const [linked, local] = await Effect.runPromise(
       Effect.flatMap(Discourse, (discourse) =>
         Effect.all([

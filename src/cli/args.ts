@@ -1,4 +1,4 @@
-import { closestName } from "./suggest.ts";
+import { closestName } from "../suggest.ts";
 
 /**
  * The command line, as the operator meets it: every flag once, with its
@@ -11,6 +11,8 @@ export interface Flag {
   /** What follows the flag, e.g. `USERNAME`; a flag without one is a switch. */
   readonly value?: string;
   readonly integer?: boolean;
+  /** The smallest value an integer flag takes. */
+  readonly min?: number;
   readonly meaning: string;
 }
 
@@ -37,12 +39,14 @@ export const syncFlags: ReadonlyArray<Flag> = [
     name: "batch-size",
     value: "N",
     integer: true,
+    min: 0,
     meaning: "users to consider (default: batchSize, 10); 0: all",
   },
   {
     name: "offset",
     value: "N",
     integer: true,
+    min: 0,
     meaning: "users to skip from the start (Moodle id order)",
   },
   { name: "all", meaning: "every user from the offset on" },
@@ -73,6 +77,7 @@ export const syncFlags: ReadonlyArray<Flag> = [
     name: "concurrency",
     value: "N",
     integer: true,
+    min: 1,
     meaning: "users processed at once (default: concurrency, 4)",
   },
 ];
@@ -172,6 +177,24 @@ const usageHint = (command: "sync" | "revert") =>
   `(${programName}${
     command === "revert" ? " revert" : ""
   } --help lists the flags)`;
+
+/**
+ * What is wrong with the integer flags given, by the table's ranges, or
+ * undefined. Checked after parsing, where a --json run can still say it in
+ * its summary object.
+ */
+export const outOfRange = (
+  flags: ReadonlyArray<Flag>,
+  given: Readonly<Record<string, number | undefined>>,
+): string | undefined => {
+  for (const flag of flags) {
+    const value = given[flag.name];
+    if (flag.min !== undefined && value !== undefined && value < flag.min) {
+      return `${spelled(flag)} must be ${flag.min} or more, not ${value}`;
+    }
+  }
+  return undefined;
+};
 
 /**
  * Reads argv against the tables before @effect/cli does, because its
