@@ -16,9 +16,9 @@ import { forumKey } from "../lock.ts";
 import { consoleReporter } from "../report/console.ts";
 import { readApplyLog } from "../revert/readLog.ts";
 import { runRevert } from "../revert/runRevert.ts";
-import { Finished, RunFailed, UsageProblem } from "./ending.ts";
+import { Finished, UsageProblem } from "./ending.ts";
 import { lockForum } from "./lockForum.ts";
-import { servicesFailed, withLogFile } from "./runLogged.ts";
+import { runLogged } from "./runLogged.ts";
 
 export interface RevertFlags {
   readonly log: string;
@@ -87,15 +87,15 @@ export const revertCommand = (flags: RevertFlags) =>
     }
     if (flags.apply) yield* lockForum(settings, "revert --apply", flags.json);
     const stop = yield* StopSignal;
-    const { outcome, logFile } = yield* runRevert({
-      log: read.log,
-      apply: flags.apply,
-      forum: forumKey(settings.discourse.url),
-      stopRequested: stop.requested,
-      stopNow: stop.now,
-    }).pipe(
-      withLogFile,
-      Effect.provide(revertLayer(settings, {
+    const summary = yield* runLogged(
+      runRevert({
+        log: read.log,
+        apply: flags.apply,
+        forum: forumKey(settings.discourse.url),
+        stopRequested: stop.requested,
+        stopNow: stop.now,
+      }),
+      revertLayer(settings, {
         mode: flags.apply ? "apply" : "dryrun",
         // A revert's rows come one at a time: no progress bar to keep.
         reporter: consoleReporter({
@@ -103,16 +103,8 @@ export const revertCommand = (flags: RevertFlags) =>
           progress: false,
           scrub: scrubberFor(settings),
         }),
-      })),
-      Effect.catchAll(servicesFailed),
+      }),
+      { scrub: scrubberFor(settings), json: flags.json },
     );
-    if (outcome._tag === "Left") {
-      return yield* new RunFailed({
-        error: outcome.left,
-        logFile,
-        scrub: scrubberFor(settings),
-        json: flags.json,
-      });
-    }
-    return yield* new Finished({ summary: outcome.right, check: false });
+    return yield* new Finished({ summary, check: false });
   });

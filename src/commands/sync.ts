@@ -19,9 +19,9 @@ import { describeFullChanges, describePending } from "../report/console.ts";
 import { createMissingProblem } from "../sync/create.ts";
 import { exitCodeOf } from "../sync/outcome.ts";
 import { type Decision, runSync } from "../sync/runSync.ts";
-import { Finished, RunFailed, UsageProblem } from "./ending.ts";
+import { Finished, UsageProblem } from "./ending.ts";
 import { lockForum } from "./lockForum.ts";
-import { servicesFailed, withLogFile } from "./runLogged.ts";
+import { runLogged } from "./runLogged.ts";
 
 export interface SyncFlags {
   readonly apply: boolean;
@@ -123,45 +123,34 @@ export const syncCommand = (flags: SyncFlags) =>
     if (applying) yield* lockForum(settings, "sync --apply", flags.json);
     const terminal = yield* Terminal.Terminal;
     const stop = yield* StopSignal;
-    const { outcome, logFile } = yield* runSync({
-      apply: applying,
-      user: Option.getOrUndefined(flags.user),
-      offset: flags.offset,
-      batchSize: flags.all ? 0 : batchSize ?? settings.batchSize,
-      force: flags.forceRecreate,
-      createMissing: flags.createMissing,
-      concurrency: settings.concurrency,
-      confirm: flags.interactive
-        ? (pending) =>
-          askOperator(pending).pipe(
-            Effect.provideService(Terminal.Terminal, terminal),
-          )
-        : undefined,
-      stopRequested: stop.requested,
-      stopNow: stop.now,
-      excludedByFile,
-    }).pipe(
-      withLogFile,
-      Effect.provide(syncLayer(settings, {
+    const summary = yield* runLogged(
+      runSync({
+        apply: applying,
+        user: Option.getOrUndefined(flags.user),
+        offset: flags.offset,
+        batchSize: flags.all ? 0 : batchSize ?? settings.batchSize,
+        force: flags.forceRecreate,
+        createMissing: flags.createMissing,
+        concurrency: settings.concurrency,
+        confirm: flags.interactive
+          ? (pending) =>
+            askOperator(pending).pipe(
+              Effect.provideService(Terminal.Terminal, terminal),
+            )
+          : undefined,
+        stopRequested: stop.requested,
+        stopNow: stop.now,
+        excludedByFile,
+      }),
+      syncLayer(settings, {
         mode: applying ? "apply" : "dryrun",
         reporter: consoleReporter({
           json: flags.json,
           scrub: scrubberFor(settings),
           exitCode: (summary) => exitCodeOf(summary, flags.check),
         }),
-      })),
-      Effect.catchAll(servicesFailed),
+      }),
+      { scrub: scrubberFor(settings), json: flags.json },
     );
-    if (outcome._tag === "Left") {
-      return yield* new RunFailed({
-        error: outcome.left,
-        logFile,
-        scrub: scrubberFor(settings),
-        json: flags.json,
-      });
-    }
-    return yield* new Finished({
-      summary: outcome.right,
-      check: flags.check,
-    });
+    return yield* new Finished({ summary, check: flags.check });
   });
