@@ -13,7 +13,7 @@ import {
 import { moodleFormFields } from "../src/moodle/records.ts";
 import type { MoodleRecord } from "../src/moodle/schema.ts";
 import { Settings } from "../src/config/Settings.ts";
-import { moodleConfig } from "../src/config/clients.ts";
+import { moodleLayer } from "../src/cli/AppLayer.ts";
 import {
   type FakeMoodle,
   type MoodleScenario,
@@ -88,9 +88,7 @@ const runWith = <A>(
     program.pipe(
       Effect.either,
       Effect.provide(
-        Moodle.layer(moodleConfig(settings, options)).pipe(
-          Layer.provide(httpClient),
-        ),
+        moodleLayer(settings, options, httpClient),
       ),
     ),
   );

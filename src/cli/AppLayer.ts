@@ -3,6 +3,7 @@
  * uses. The commands and the tests assemble their layers here, so a test
  * runs the engine over the same wiring as the CLI.
  */
+import type * as HttpClient from "@effect/platform/HttpClient";
 import { Layer } from "effect";
 import { AuditLog, type RunMode } from "../audit/AuditLog.ts";
 import { Journal } from "../audit/Journal.ts";
@@ -57,12 +58,12 @@ export const discourseLayer = (
     Layer.provide(HttpLayer),
   );
 
-/** The Moodle client alone, over fetch. */
+/** The Moodle client alone, over fetch or (tests) an HTTP client of choice. */
 export const moodleLayer = (
   settings: Settings,
   tuning: Partial<MoodleClientOptions> = {},
-) =>
-  Moodle.layer(moodleConfig(settings, tuning)).pipe(Layer.provide(HttpLayer));
+  http: Layer.Layer<HttpClient.HttpClient> = HttpLayer,
+) => Moodle.layer(moodleConfig(settings, tuning)).pipe(Layer.provide(http));
 
 /** What `sync` runs on: both clients, the audit log, the Reporter. */
 export const syncLayer = (
