@@ -9,7 +9,12 @@ import { Console, Effect, Logger, Option } from "effect";
 import denoJson from "../../deno.json" with { type: "json" };
 import { PlatformLayer } from "../platform.ts";
 import { completionScript, helpText, readRequest } from "./args.ts";
-import { ExitCode, exitCodeOfProgram, withStop } from "./ExitCode.ts";
+import {
+  ExitCode,
+  exitCodeOfProgram,
+  unexpectedEnding,
+  withStop,
+} from "./ExitCode.ts";
 import { StopSignal } from "./StopSignal.ts";
 import { revertCommand } from "../commands/revert.ts";
 import { syncCommand } from "../commands/sync.ts";
@@ -121,6 +126,8 @@ const runCommand = (argv: ReadonlyArray<string>) =>
         Logger.withConsoleError(Logger.stringLogger),
       ),
     ),
+    // The platform's own layers may fail too (a refused permission).
+    Effect.catchAllCause(unexpectedEnding),
   );
 
 /**

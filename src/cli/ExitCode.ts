@@ -86,7 +86,7 @@ const reportEnding = (ending: CommandEnding): Effect.Effect<number> =>
   });
 
 /** A failure no command turned into an ending: a refused permission or a bug. */
-const unexpectedEnding = (cause: Cause.Cause<unknown>) =>
+export const unexpectedEnding = (cause: Cause.Cause<unknown>) =>
   Effect.sync(() => {
     const denied = deniedByDenoIn(cause);
     if (denied !== undefined) {
