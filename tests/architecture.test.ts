@@ -17,8 +17,8 @@ const layers: ReadonlyArray<
   { name: "cli", paths: ["main.ts", "cli/"] },
   {
     name: "commands",
-    // The services the edge lends the commands (their layers, the stop
-    // signal) live beside the edge but sit at the commands' level.
+    // What the edge lends the commands (their layers, the stop signal, the
+    // flag table's ranges) lives beside the edge but sits at their level.
     paths: [
       "commands/",
       "cli/AppLayer.ts",

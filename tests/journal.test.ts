@@ -396,6 +396,12 @@ Deno.test("a second signal drops users whose write is not sent, finishes the row
         expected.get(row.normalized_username),
       );
     }
+    // The lock went with the run, second signal and all: the next run takes
+    // it as a free lock, not over a dead holder.
+    assert.equal(result.code, 130, result.stderr);
+    const next = await world.run(["--all", "--apply"]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.doesNotMatch(next.stderr, /took over the lock/);
   });
 });
 
