@@ -9,6 +9,7 @@ import { type Cause, Console, Effect, Option } from "effect";
 import { AuditLogError } from "../audit/AuditLog.ts";
 import type { CommandEnding } from "../commands/ending.ts";
 import { terminalSafe, terminalSafeJson } from "../domain/terminal.ts";
+import { makeScrubber } from "../domain/secrets.ts";
 import { deniedByDenoIn, missingPermissionMessage } from "../permissions.ts";
 import { ExitCode, exitCodeOf } from "../sync/outcome.ts";
 
@@ -93,7 +94,17 @@ export const unexpectedEnding = (cause: Cause.Cause<unknown>) =>
       process.stderr.write(`error: ${missingPermissionMessage(denied)}\n`);
       return ExitCode.usage;
     }
-    process.stderr.write(`error: ${String(cause)}\n`);
+    // A bug's report may quote anything, server text included: hidden and
+    // escaped like every other line (the settings' secrets are out of reach
+    // here; the environment's are not).
+    const scrub = makeScrubber(
+      ["MOODLE_TOKEN", "DISCOURSE_API_KEY", "DISCOURSE_SSO_SECRET"].map((
+        name,
+      ) => process.env[name]),
+    );
+    process.stderr.write(
+      `error: ${terminalSafe(scrub(String(cause)), { keepNewlines: true })}\n`,
+    );
     return ExitCode.failures;
   });
 
