@@ -6,7 +6,7 @@ import { FieldPolicy } from "../domain/fields.ts";
  * problem line, so it is phrased for the operator, not the programmer.
  * `override` keeps inner messages (e.g. "Expected number") from winning.
  */
-const expecting = (expected: string) => ({
+export const expecting = (expected: string) => ({
   message: () => ({ message: expected, override: true }),
 });
 
