@@ -54,6 +54,8 @@ const pathText = (path: ReadonlyArray<PropertyKey>): string =>
 export const describeParseError = (
   error: ParseResult.ParseError,
   whole = "the value",
+  /** Runs before values are cut: a cut secret could no longer be found. */
+  scrub: (text: string) => string = (text) => text,
 ): string => {
   const fields = new Map<
     string,
@@ -70,9 +72,9 @@ export const describeParseError = (
       field.said.add("not expected here");
     } else if (typed !== null) {
       field.expected.add(words(typed[1]));
-      field.found ??= shortValue(typed[2]);
+      field.found ??= shortValue(scrub(typed[2]));
     } else {
-      field.said.add(shortValue(issue.message));
+      field.said.add(shortValue(scrub(issue.message)));
     }
   }
   return [...fields].map(([path, field]) => {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { Data, Effect } from "effect";
 import { dieWhenDenied } from "./permissions.ts";
+import { describeBytes } from "./http/guarded.ts";
 
 /**
  * Reading the files an operator names (settings, exclusion list, a log to
@@ -52,9 +53,6 @@ const describeRefusal = (refusal: FileRefusal): string => {
       return `a file that cannot be read (${refusal.reason})`;
   }
 };
-
-const describeBytes = (bytes: number): string =>
-  bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MB` : `${bytes / 1024} KB`;
 
 const kindOf = (stat: fs.Stats): string =>
   stat.isDirectory()

@@ -119,7 +119,8 @@ export const logFileName = (env: string, mode: RunMode, date: Date): string =>
  * Spreadsheets run a cell that starts with one of these as a formula, so an
  * attacker-controlled Moodle field could execute in the operator's Excel.
  */
-const formulaStart = /^[=+\-@\t\r]/;
+// A leading `'` is escaped too, so the reader can strip exactly one.
+const formulaStart = /^['=+\-@\t\r]/;
 export const neutraliseFormula = (cell: string): string =>
   formulaStart.test(cell) ? `'${cell}` : cell;
 

@@ -28,9 +28,13 @@ import {
 } from "./AuditLog.ts";
 
 /** A second signal came before this user's write started: nothing sent. */
+/** A user's row when a second signal came before its first write. */
+export const stoppedBeforeWriteMessage =
+  "not written: the run was told to stop now (a second signal) before this user's write was sent";
+
 export class StoppedBeforeWrite extends Data.TaggedError("StoppedBeforeWrite") {
   override get message(): string {
-    return "not written: the run was told to stop now (a second signal) before this user's write was sent";
+    return stoppedBeforeWriteMessage;
   }
 }
 
@@ -132,7 +136,9 @@ export class Journal extends Context.Tag("Journal")<Journal, {
           ) =>
             Effect.gen(function* () {
               const refused = yield* Effect.sync(() => {
-                if (stopped) return true;
+                // A user whose first write is out finishes its writes (an
+                // account created is completed): only new users stop.
+                if (stopped && !writing.has(key)) return true;
                 writing.add(key);
                 return false;
               });

@@ -125,7 +125,10 @@ export const jsonBody = <A, I>(
           decode(value),
           (error) =>
             `unexpected shape: ${
-              excerpt(scrub(describeParseError(error, "the answer")), 300)
+              excerpt(
+                scrub(describeParseError(error, "the answer", scrub)),
+                300,
+              )
             }`,
         ),
     });

@@ -166,7 +166,9 @@ export const makeMoodle = (
       UsersReply,
     ).pipe(
       Effect.map(({ users, warnings }): MoodleUsers => ({
-        records: byMoodleId(users.map(toMoodleRecord)),
+        records: byMoodleId(
+          users.map((raw) => toMoodleRecord(raw, site.scrub)),
+        ),
         // Printed to the operator: Moodle's words, minus secrets and controls.
         warnings: warnings.map((warning) => ({
           ...warning,

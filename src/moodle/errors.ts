@@ -182,7 +182,7 @@ export const unexpectedShape = (
   new MoodleDecodeError({
     message: site.scrub(
       `Moodle at ${site.host} answered ${wsfunction} with JSON of an unexpected shape: ${
-        describeParseError(error, "the answer")
+        describeParseError(error, "the answer", site.scrub)
       }`,
     ),
   });

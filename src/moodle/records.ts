@@ -57,7 +57,10 @@ const decodeUser = Schema.decodeUnknownEither(MoodleUser, { errors: "all" });
  * whatever identifies it, so it shows up as that user's error instead of
  * failing the whole fetch.
  */
-export const toMoodleRecord = (raw: unknown): MoodleRecord => {
+export const toMoodleRecord = (
+  raw: unknown,
+  scrub: (text: string) => string,
+): MoodleRecord => {
   if (!isObject(raw)) {
     return {
       _tag: "Malformed",
@@ -76,7 +79,7 @@ export const toMoodleRecord = (raw: unknown): MoodleRecord => {
         ? raw.id
         : undefined,
       username: typeof raw.username === "string" ? raw.username : undefined,
-      problem: describeParseError(error, "the record"),
+      problem: describeParseError(error, "the record", scrub),
     }),
   });
 };

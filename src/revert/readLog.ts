@@ -49,7 +49,7 @@ export interface ApplyLog {
 
 /** The audit log put `'` before cells a spreadsheet would run: undo that. */
 const unneutralise = (cell: string): string =>
-  /^'[=+\-@\t\r]/.test(cell) ? cell.slice(1) : cell;
+  /^'['=+\-@\t\r]/.test(cell) ? cell.slice(1) : cell;
 
 /** What csv-parse gives with `info: true`: a row's cells and where it ends. */
 const ParsedCsv = Schema.Array(Schema.Struct({
@@ -70,14 +70,19 @@ const fieldValues = Schema.decodeUnknownOption(FieldValues);
  * fields: a write that went partly through (the profile, not the email),
  * whose fields were written. A refusal before sending is action ERROR.
  */
+/**
+ * Rows whose `before` values are what the forum held. A CREATE row's are
+ * the empty profile the account was made from: putting them back would blank
+ * the account and ask for an email change to "", so revert leaves created (or
+ * linked) accounts alone; it does not delete accounts.
+ */
 const wroteSomething = (
   action: string,
   status: string,
   fields: string,
 ): boolean =>
-  status === "SUCCESS" ||
-  (status === "ERROR" && (action === "UPDATE" || action === "CREATE") &&
-    fields !== "");
+  action === "UPDATE" &&
+  (status === "SUCCESS" || (status === "ERROR" && fields !== ""));
 
 /** Who a row is about, as the sync logged them. */
 const entryOf = (row: AuditRow): RevertTarget["entry"] => {

@@ -6,7 +6,11 @@
 import type * as FileSystem from "@effect/platform/FileSystem";
 import { Clock, Effect, Ref, Stream } from "effect";
 import type { AuditLog, AuditLogError } from "../audit/AuditLog.ts";
-import { type Journal, recoverUnfinishedWrites } from "../audit/Journal.ts";
+import {
+  type Journal,
+  recoverUnfinishedWrites,
+  stoppedBeforeWriteMessage,
+} from "../audit/Journal.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { forumKey } from "../lock.ts";
 import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
@@ -37,9 +41,6 @@ const fallbacksFor = (who: Candidate): Fallbacks<UserOutcome> => ({
   notWritten: (message) => UserOutcome.NotWritten({ who, message }),
   crashed: (message) => UserOutcome.Crashed({ who, message }),
 });
-
-const stoppedBeforeWrite =
-  "not written: the run was told to stop now (a second signal) before this user's write was sent";
 
 export const runSync = (
   options: RunOptions,
@@ -194,7 +195,7 @@ export const runSync = (
             : ledger.settle(syncUser(ctx, user.candidate), fallbacks),
           {
             fallbacks,
-            stoppedMessage: stoppedBeforeWrite,
+            stoppedMessage: stoppedBeforeWriteMessage,
             rowOf,
             tally,
           },

@@ -220,3 +220,44 @@ Deno.test("planRevert: an unconfirmed email change has nothing to undo and mails
   assert.deepEqual(elsewhere.changes, []);
   assert.deepEqual(elsewhere.skipped.map((s) => s.field), ["email"]);
 });
+
+Deno.test("readLog: an account the sync created is not a target (its before values are an empty profile, not the forum's)", () => {
+  const created = toAuditRow(
+    entry({
+      action: "CREATE",
+      status: "SUCCESS",
+      fields: ["name", "email"],
+      before: { name: "", email: "" },
+      after: { name: "Ana García", email: "ana@example.org" },
+    }),
+    at,
+  );
+  const updated = toAuditRow(
+    entry({ originalUsername: "bob", normalizedUsername: "bob" }),
+    at,
+  );
+  const log = read(logOf(created, updated));
+  assert.ok(Either.isRight(log));
+  assert.deepEqual(log.right.targets.map((t) => t.entry.normalizedUsername), [
+    "bob",
+  ]);
+  assert.equal(log.right.ignored, 1);
+});
+
+Deno.test("readLog: cells read back exactly as written, a leading ' or formula sign included", () => {
+  const names = ["'=quoted", "=SUM(A1)", "'plain", "-x", "plain"];
+  const log = read(logOf(
+    ...names.map((fullname, i) =>
+      toAuditRow(
+        entry({
+          fullname,
+          originalUsername: `u${i}`,
+          normalizedUsername: `u${i}`,
+        }),
+        at,
+      )
+    ),
+  ));
+  assert.ok(Either.isRight(log));
+  assert.deepEqual(log.right.targets.map((t) => t.entry.fullname), names);
+});
