@@ -5,9 +5,9 @@ import type { Settings } from "../src/config/Settings.ts";
 import {
   jsonSyntaxErrorOffset,
   loadSettings,
+  loadSettingsAndWarning,
   type SettingsError,
   settingsFileMode,
-  warnIfReadableByOthers,
 } from "../src/config/load.ts";
 
 const MOODLE_TOKEN = "0123456789abcdef0123456789abcdef";
@@ -398,13 +398,24 @@ Deno.test("an endpoint pointing elsewhere in Moodle is refused", async () => {
   });
 });
 
-Deno.test("warnIfReadableByOthers warns only for a secret in a readable file", {
+Deno.test("the settings warn only for a secret in a readable file", {
   ignore: Deno.build.os === "windows",
 }, async () => {
   await withTempDir(async (dir) => {
+    const secretsFromEnvironment = {
+      MOODLE_TOKEN,
+      DISCOURSE_API_KEY: DISCOURSE_KEY,
+    };
     const check = (path: string) =>
       Effect.runPromise(
-        warnIfReadableByOthers(path).pipe(Effect.provide(PlatformLayer)),
+        loadSettingsAndWarning(path, {
+          ...secretsFromEnvironment,
+          MOODLE_ENDPOINT: minimalFile.moodle.endpoint,
+          DISCOURSE_URL: minimalFile.discourse.url,
+        }).pipe(
+          Effect.map((loaded) => loaded.warning),
+          Effect.provide(PlatformLayer),
+        ),
       );
     const secretFile = await writeSettings(dir, minimalFile);
     await Deno.chmod(secretFile, 0o644);
@@ -417,6 +428,7 @@ Deno.test("warnIfReadableByOthers warns only for a secret in a readable file", {
     await Deno.chmod(secretFile, 0o600);
     assert.ok(Option.isNone(await check(secretFile)));
 
+    // The secrets come from the environment: the file holds none.
     const noSecret = `${dir}/public.json`;
     await Deno.writeTextFile(noSecret, JSON.stringify({ batchSize: 3 }));
     await Deno.chmod(noSecret, 0o644);

@@ -29,7 +29,7 @@ export interface ClientTuning {
  * The audit log and its journal. An apply log is sealed (`LOG.csv.mac`) for
  * the forum and environment, so `revert` can tell it from an edited file.
  */
-export const auditLayers = (
+const auditLayers = (
   settings: Settings,
   options: { readonly env: string; readonly mode: RunMode },
 ) =>

@@ -16,7 +16,7 @@ export interface Flag {
   readonly meaning: string;
 }
 
-export const programName = "sync-moodle-discourse";
+const programName = "sync-moodle-discourse";
 
 const settingsFlag: Flag = {
   name: "settings",
@@ -100,7 +100,7 @@ export const revertFlags: ReadonlyArray<Flag> = [
   logDirFlag,
 ];
 
-export const completionShells = ["bash", "zsh", "fish", "sh"] as const;
+const completionShells = ["bash", "zsh", "fish", "sh"] as const;
 export type CompletionShell = (typeof completionShells)[number];
 
 const logLevels = [

@@ -1,17 +1,12 @@
 /** `sync-moodle-discourse [flags]`: the settings, the lock, then the engine. */
 import process from "node:process";
 import { Prompt } from "@effect/cli";
-import * as FileSystem from "@effect/platform/FileSystem";
 import * as Terminal from "@effect/platform/Terminal";
 import { Console, Effect, Option } from "effect";
 import { outOfRange, syncFlags } from "../cli/args.ts";
 import { syncLayer } from "../cli/AppLayer.ts";
 import { StopSignal } from "../cli/StopSignal.ts";
-import {
-  loadSettings,
-  readExclusionList,
-  warnIfReadableByOthers,
-} from "../config/load.ts";
+import { loadSettingsAndWarning, readExclusionList } from "../config/load.ts";
 import type { Settings } from "../config/Settings.ts";
 import { scrubberFor } from "../domain/secrets.ts";
 import { consoleReporter } from "../report/console.ts";
@@ -92,9 +87,10 @@ export const syncCommand = (flags: SyncFlags) =>
       concurrency,
     });
     if (rangeProblem !== undefined) return yield* usage(rangeProblem);
-    const loaded = yield* loadSettings(flags.settingsFile, process.env).pipe(
-      Effect.mapError((error) => usage(error.message)),
-    );
+    const { settings: loaded, warning } = yield* loadSettingsAndWarning(
+      flags.settingsFile,
+      process.env,
+    ).pipe(Effect.mapError((error) => usage(error.message)));
     const excludedByFile = yield* readExclusionList(
       loaded,
       flags.settingsFile,
@@ -104,16 +100,8 @@ export const syncCommand = (flags: SyncFlags) =>
       logDir: Option.getOrElse(flags.logDir, () => loaded.logDir),
       concurrency: concurrency ?? loaded.concurrency,
     };
-    const fs = yield* FileSystem.FileSystem;
-    if (
-      yield* fs.exists(flags.settingsFile).pipe(
-        Effect.orElseSucceed(() => false),
-      )
-    ) {
-      const warning = yield* warnIfReadableByOthers(flags.settingsFile);
-      if (Option.isSome(warning)) {
-        yield* Console.error(`warning: ${warning.value}`);
-      }
+    if (Option.isSome(warning)) {
+      yield* Console.error(`warning: ${warning.value}`);
     }
     const applying = flags.apply || flags.interactive;
     const creationProblem = flags.createMissing

@@ -13,7 +13,7 @@ import {
   type MoodleClientOptions,
   type MoodleConfig,
 } from "../moodle/config.ts";
-import { settingsSecrets } from "../domain/secrets.ts";
+import { scrubberFor } from "../domain/secrets.ts";
 import type { Settings } from "./Settings.ts";
 
 const fromSeconds = (seconds: number | undefined) =>
@@ -49,7 +49,7 @@ export const discourseConfig = (
   apiUser: settings.discourse.apiUser,
   requestsPerMinute: settings.discourse.requestsPerMinute,
   ssoSecret: settings.discourse.ssoSecret,
-  secrets: settingsSecrets(settings),
+  scrub: scrubberFor(settings),
 });
 
 /** The Moodle client's config, built the same way. */
@@ -69,5 +69,5 @@ export const moodleConfig = (
   ...overrides,
   endpoint: settings.moodle.endpoint,
   token: settings.moodle.token,
-  secrets: settingsSecrets(settings),
+  scrub: scrubberFor(settings),
 });

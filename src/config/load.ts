@@ -56,7 +56,7 @@ export class SettingsError extends Data.TaggedError("SettingsError")<{
 }
 
 /** The Python script's environment variables, and the key each one sets. */
-export const settingsEnvironmentVariables = {
+const settingsEnvironmentVariables = {
   MOODLE_ENDPOINT: ["moodle", "endpoint"],
   MOODLE_TOKEN: ["moodle", "token"],
   DISCOURSE_URL: ["discourse", "url"],
@@ -328,8 +328,35 @@ export const loadSettings = (
   path: string,
   env: Record<string, string | undefined>,
 ): Effect.Effect<Settings, SettingsError, FileSystem.FileSystem> =>
+  Effect.map(loadSettingsAndWarning(path, env), (loaded) => loaded.settings);
+
+/**
+ * The settings, and a warning when the file holds a secret that other
+ * users of the machine may read: the file is read once for both.
+ */
+export const loadSettingsAndWarning = (
+  path: string,
+  env: Record<string, string | undefined>,
+): Effect.Effect<
+  { readonly settings: Settings; readonly warning: Option.Option<string> },
+  SettingsError,
+  FileSystem.FileSystem
+> =>
   Effect.gen(function* () {
     const file = yield* readSettingsFile(path);
+    const settings = yield* decodeSettings(path, file, env);
+    const warning = file._tag === "Read" && holdsSecret(file.json)
+      ? yield* readableByOthers(path)
+      : Option.none<string>();
+    return { settings, warning };
+  });
+
+const decodeSettings = (
+  path: string,
+  file: ReadResult,
+  env: Record<string, string | undefined>,
+): Effect.Effect<Settings, SettingsError> =>
+  Effect.gen(function* () {
     const variables = presentVariables(env);
     if (file._tag === "Missing") {
       const unset = requiredVariables.filter((name) =>
@@ -424,11 +451,11 @@ export const settingsFileMode = (
     : Option.none();
 
 /**
- * A warning when the settings file holds a secret and group or others may
- * read it. Windows has no such mode bits, so it never warns there; an
- * unreadable or missing file is loadSettings' business, not this check's.
+ * The warning for a secret-holding settings file that group or others may
+ * read. Windows has no such mode bits, so it never warns there; a file that
+ * cannot be stat'ed was just read, so it is not this check's business.
  */
-export const warnIfReadableByOthers = (
+const readableByOthers = (
   path: string,
 ): Effect.Effect<Option.Option<string>, never, FileSystem.FileSystem> =>
   Effect.gen(function* () {
@@ -437,9 +464,7 @@ export const warnIfReadableByOthers = (
     const info = yield* fs.stat(path);
     const mode = Option.getOrUndefined(Option.fromNullable(info.mode));
     if (mode === undefined) return Option.none();
-    const source = yield* readSmallFile(path, fileLimits.settings);
-    const json = yield* Effect.try(() => JSON.parse(source) as unknown);
-    return settingsFileMode(path, mode, isObject(json) && holdsSecret(json));
+    return settingsFileMode(path, mode, true);
   }).pipe(Effect.orElseSucceed(() => Option.none<string>()));
 
 /**

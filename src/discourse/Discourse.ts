@@ -1,6 +1,5 @@
 import * as HttpClient from "@effect/platform/HttpClient";
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect";
-import { makeScrubber } from "../domain/secrets.ts";
 import { excerpt, ignoredBody, jsonBody, quoted } from "./answers.ts";
 import type { DiscourseConfig } from "./config.ts";
 import {
@@ -29,7 +28,7 @@ import { explainConnectRefusal, noSsoSecret, signedSsoForm } from "./sso.ts";
 export type { DiscourseError } from "./errors.ts";
 
 /** Whether two usernames name one account, as Discourse compares them. */
-export const sameUsername = (a: string, b: string): boolean =>
+const sameUsername = (a: string, b: string): boolean =>
   a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
 
 export interface DiscourseService {
@@ -103,7 +102,7 @@ const make = (config: DiscourseConfig) =>
     // Server text is the only outside input in messages; a server echoing
     // the request headers back must not leak the key into a log. Scrubbed
     // after decoding and before any excerpt: a cut never leaves half a key.
-    const scrub = makeScrubber(config.secrets);
+    const scrub = config.scrub;
     const site = {
       baseUrl: config.url.replace(/\/+$/, ""),
       apiUser: config.apiUser,

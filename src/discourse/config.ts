@@ -1,4 +1,5 @@
 import { Duration, type Redacted } from "effect";
+import type { Scrub } from "../domain/secrets.ts";
 
 /** Knobs of the client; tests and the benchmark shrink the waits. */
 export interface DiscourseOptions {
@@ -43,8 +44,8 @@ export interface DiscourseConfig extends DiscourseOptions {
   /** Signs `sync_sso`; without it no DiscourseConnect account is created. */
   readonly ssoSecret: Redacted.Redacted<string> | undefined;
   /**
-   * Every secret the process holds, Moodle's token included: a server
+   * Hides every secret the process holds, Moodle's token included: a server
    * echoing any of them never gets it into a message.
    */
-  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>;
+  readonly scrub: Scrub;
 }

@@ -3,7 +3,11 @@ import { Data } from "effect";
 /** 403 invalid_access for a bad key, or a 404 on an admin route. Fatal. */
 export class DiscourseCredentialsRejected extends Data.TaggedError(
   "DiscourseCredentialsRejected",
-)<{ readonly message: string }> {}
+)<{
+  readonly message: string;
+  /** 401, 403, or the 404 Discourse gives on /admin/ routes. */
+  readonly status: number;
+}> {}
 
 /** 403 for something this user may not do (email not editable...). */
 export class DiscourseForbidden extends Data.TaggedError("DiscourseForbidden")<

@@ -13,6 +13,7 @@ import {
   type Answer,
   type GuardedFailure,
   sendGuarded,
+  transportDetail,
 } from "../http/guarded.ts";
 import { type BodyReader, excerpt } from "./answers.ts";
 import type { DiscourseConfig } from "./config.ts";
@@ -59,13 +60,6 @@ export interface DiscourseHttp {
   /** Requests Discourse answered (any status): 0 means never reached. */
   readonly requestsAnswered: Effect.Effect<number>;
 }
-
-/** What went wrong with a request that got no answer, as the runtime said it. */
-const transportReason = (failure: GuardedFailure): string => {
-  const cause = "cause" in failure ? failure.cause : failure;
-  if (cause instanceof Error) return cause.message;
-  return "reason" in failure ? String(failure.reason) : "connection failed";
-};
 
 export const makeDiscourseHttp = (
   config: DiscourseConfig,
@@ -114,7 +108,7 @@ export const makeDiscourseHttp = (
         default:
           return {
             _tag: "Unanswered",
-            reason: excerpt(scrub(transportReason(failure))),
+            reason: excerpt(scrub(transportDetail(failure))),
           };
       }
     };

@@ -1,4 +1,5 @@
 import { Schema } from "effect";
+import type { SyncedField } from "../domain/fields.ts";
 
 /** Discourse omits blank fields: a missing key means the empty string. */
 const OmittedBlank = Schema.optionalWith(Schema.String, {
@@ -32,6 +33,30 @@ export const DiscourseUser = Schema.Struct({
   ),
 });
 export type DiscourseUser = typeof DiscourseUser.Type;
+
+/**
+ * The synced fields as a profile answer holds them. The email is never in
+ * it (Discourse shows it only to a separate request), so the caller says.
+ */
+export const heldValues = (
+  user: DiscourseUser,
+  email: string,
+): { readonly [F in SyncedField]: string } => ({
+  name: user.name,
+  location: user.location,
+  bio: user.bio_raw,
+  email,
+});
+
+/** Which synced fields the site lets the API change for this account. */
+export const editableFields = (
+  user: DiscourseUser,
+): { readonly [F in SyncedField]: boolean } => ({
+  name: user.can_edit_name,
+  location: user.can_change_location,
+  bio: user.can_change_bio,
+  email: true,
+});
 
 export const UserResponse = Schema.Struct({ user: DiscourseUser });
 

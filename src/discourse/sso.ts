@@ -90,9 +90,10 @@ export const explainConnectRefusal = <A>(
           )
           : Effect.fail(error),
       // The judge reads any /admin/ 404 as bad credentials; here the
-      // likelier cause is DiscourseConnect being off.
-      DiscourseCredentialsRejected: () =>
-        Effect.fail(
+      // likelier cause is DiscourseConnect being off. A 401 or 403 is
+      // the key itself, and says so.
+      DiscourseCredentialsRejected: (error) =>
+        error.status !== 404 ? Effect.fail(error) : Effect.fail(
           new DiscourseConnectRejected({
             message: `Discourse answered 404 to POST ` +
               `/admin/users/sync_sso: DiscourseConnect is not enabled ` +

@@ -5,7 +5,11 @@
  */
 import { Either, Option } from "effect";
 import type { Scrub } from "../domain/secrets.ts";
-import { describeBytes, type RedirectRefused } from "../http/guarded.ts";
+import {
+  describeBytes,
+  describeRefusedRedirect,
+  type RedirectRefused,
+} from "../http/guarded.ts";
 import {
   type BodyReader,
   excerpt,
@@ -86,23 +90,6 @@ const credentialsAdvice = (site: Site) =>
   `DISCOURSE_API_USER (now "${site.apiUser}"): the key must exist, not be ` +
   `revoked, belong to an admin, and be global (unscoped) for email changes.`;
 
-const redirectAdvice = (site: Site, refused: RedirectRefused) => {
-  const to = excerpt(site.scrub(refused.to));
-  switch (refused.problem) {
-    case "other-origin":
-      return `pointing to ${to}, another address: nothing was sent ` +
-        `there (the API key goes only to discourse.url)`;
-    case "method-change":
-      return `asking for the write to be repeated as a read at ${to}: ` +
-        `a write is never re-sent that way`;
-    case "too-many":
-      return `and kept redirecting within the site, more than ` +
-        `${refused.hops} times (last to ${to})`;
-    case "unreadable-location":
-      return `pointing to "${to}", which is not a URL`;
-  }
-};
-
 const fatal = (error: DiscourseError): Setback => ({ _tag: "Fatal", error });
 
 /** An error status: fatal, or worth another try. */
@@ -135,6 +122,7 @@ const judgeStatus = (
   if (status === 401 || (status === 403 && isInvalidCredentials(text))) {
     return fatal(
       new DiscourseCredentialsRejected({
+        status,
         message: `Discourse rejected the API credentials when trying to ` +
           `${call.what} (${where(call)}, HTTP ${status}: ${quoted(words)}). ` +
           credentialsAdvice(site),
@@ -156,6 +144,7 @@ const judgeStatus = (
   if (status === 404 && call.path.startsWith("/admin/")) {
     return fatal(
       new DiscourseCredentialsRejected({
+        status,
         message: `Discourse answered 404 when trying to ${call.what} ` +
           `(${where(call)}): it does so on /admin/ routes when the API ` +
           `key is invalid or its user is not an admin. ` +
@@ -207,8 +196,12 @@ export const judge = <A>(
       return Either.left(fatal(
         new DiscourseRedirected({
           message: `Discourse at ${site.baseUrl} answered ${where(call)} ` +
-            `with HTTP ${attempt.refused.status} ${
-              redirectAdvice(site, attempt.refused)
+            `with ${
+              describeRefusedRedirect(
+                attempt.refused,
+                excerpt(site.scrub(attempt.refused.to)),
+                "the API key goes only to discourse.url",
+              )
             }. A misconfigured discourse.url is the usual cause (http:// ` +
             `for an https:// forum, www. or not, a wrong path): set it to ` +
             `the address the forum itself answers on.`,

@@ -214,7 +214,18 @@ export const settingsSecrets = (settings: {
     : [settings.discourse.ssoSecret]),
 ];
 
-/** The scrubber for every secret these settings hold. */
+const scrubbers = new WeakMap<object, Scrub>();
+
+/**
+ * The scrubber for every secret these settings hold. Settings are read once
+ * and never change, so every part of a command shares one scrubber.
+ */
 export const scrubberFor = (
   settings: Parameters<typeof settingsSecrets>[0],
-): Scrub => makeScrubber(settingsSecrets(settings));
+): Scrub => {
+  const known = scrubbers.get(settings);
+  if (known !== undefined) return known;
+  const scrub = makeScrubber(settingsSecrets(settings));
+  scrubbers.set(settings, scrub);
+  return scrub;
+};

@@ -36,8 +36,6 @@ export type RedirectProblem =
 
 export class RedirectRefused extends Data.TaggedError("RedirectRefused")<{
   readonly status: number;
-  /** The URL that answered with the redirect (without its query). */
-  readonly from: string;
   /** Where `Location` pointed, resolved; as given when it cannot be read. */
   readonly to: string;
   readonly problem: RedirectProblem;
@@ -59,7 +57,46 @@ export type GuardedFailure =
   | AnswerTooLarge
   | TimedOut;
 
-export const defaultMaxRedirects = 3;
+/**
+ * A refused redirect in the operator's words, for either client.
+ * `secretHome` says where the secret may go ("the API key goes only to
+ * discourse.url"); `to` is the target, already scrubbed.
+ */
+export const describeRefusedRedirect = (
+  refused: RedirectRefused,
+  to: string,
+  secretHome: string,
+): string => {
+  switch (refused.problem) {
+    case "other-origin":
+      return `a redirect (HTTP ${refused.status}) to ${to}, another address: nothing was sent there (${secretHome})`;
+    case "method-change":
+      return `a redirect (HTTP ${refused.status}) that would repeat the call as a GET of ${to} (often a login page): it is not re-sent that way`;
+    case "too-many":
+      return `redirects within the site, more than ${refused.hops} times (last to ${to})`;
+    case "unreadable-location":
+      return `a redirect (HTTP ${refused.status}) to "${to}", which is not a URL`;
+  }
+};
+
+/**
+ * Why a request got no answer, in the runtime's words: fetch wraps the
+ * useful ones ("Connection refused") in its causes.
+ */
+export const transportDetail = (
+  failure: HttpClientError.HttpClientError,
+): string => {
+  if (failure.description !== undefined) return failure.description;
+  let found: string | undefined;
+  let cause: unknown = failure.cause;
+  for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
+    if (cause.message !== "") found = cause.message;
+    cause = cause.cause;
+  }
+  return found ?? failure.reason;
+};
+
+const defaultMaxRedirects = 3;
 
 const redirectStatuses: ReadonlySet<number> = new Set([
   301,
@@ -83,7 +120,7 @@ export const describeBytes = (bytes: number): string =>
  * The body as text, or AnswerTooLarge as soon as more than `maxBytes` came:
  * the rest is never read (the stream is cancelled).
  */
-export const readCapped = (
+const readCapped = (
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
 ): Effect.Effect<string, AnswerTooLarge | HttpClientError.ResponseError> =>
@@ -139,8 +176,6 @@ export const redirectTarget = (
   }
   return { _tag: "Follow", url: target };
 };
-
-const withoutQuery = (url: string) => url.replace(/[?#].*$/, "");
 
 /** fetch's own redirect handling off, for the requests run inside it. */
 const manualRedirects = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -230,7 +265,6 @@ export const sendGuarded = (
         Effect.fail(
           new RedirectRefused({
             status: result.status,
-            from: withoutQuery(current.url),
             to,
             problem,
             hops,

@@ -1,7 +1,6 @@
 import * as HttpClient from "@effect/platform/HttpClient";
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest";
 import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect";
-import { makeScrubber } from "../domain/secrets.ts";
 import { terminalSafe } from "../domain/terminal.ts";
 import { type Answer, sendGuarded } from "../http/guarded.ts";
 import type { MoodleClientOptions, MoodleConfig } from "./config.ts";
@@ -76,7 +75,7 @@ const UsersReply = Schema.Struct({
 });
 
 /** The Moodle client for `config`. */
-export const makeMoodle = (
+const makeMoodle = (
   config: MoodleConfig,
 ): Effect.Effect<MoodleService, never, HttpClient.HttpClient> =>
   Effect.gen(function* () {
@@ -87,7 +86,7 @@ export const makeMoodle = (
     // Moodle echoes parts of requests in some messages; a token must never
     // leave this module, whatever text carries it (encoded, escaped), and
     // its words are shown on a terminal: controls escaped.
-    const scrubSecrets = makeScrubber(config.secrets);
+    const scrubSecrets = config.scrub;
     const site: MoodleSite = {
       host: hostOf(endpoint),
       endpoint,

@@ -1,4 +1,5 @@
 import { Duration, type Redacted } from "effect";
+import type { Scrub } from "../domain/secrets.ts";
 
 /** How patient the client is; tests shrink these. */
 export interface MoodleClientOptions {
@@ -17,7 +18,7 @@ export interface MoodleClientOptions {
  * description, so 100,000 users with short bios take some 60-100 MB. A
  * JavaScript string cannot hold much more than 512 MB anyway.
  */
-export const defaultMoodleAnswerMegabytes = 256;
+const defaultMoodleAnswerMegabytes = 256;
 
 export const defaultMoodleClientOptions: MoodleClientOptions = {
   // The all-users call is one unpaged reply: thousands of users with their
@@ -34,8 +35,8 @@ export interface MoodleConfig extends MoodleClientOptions {
   readonly endpoint: string;
   readonly token: Redacted.Redacted<string>;
   /**
-   * Every secret the process holds, the Discourse key included: text
+   * Hides every secret the process holds, the Discourse key included: text
    * Moodle echoes never shows one.
    */
-  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>;
+  readonly scrub: Scrub;
 }

@@ -4,8 +4,10 @@ import type { Scrub } from "../domain/secrets.ts";
 import { describeParseError } from "../parseProblems.ts";
 import {
   describeBytes,
+  describeRefusedRedirect,
   type GuardedFailure,
   type RedirectRefused,
+  transportDetail,
 } from "../http/guarded.ts";
 import { MoodleException } from "./schema.ts";
 
@@ -59,7 +61,7 @@ export const isRetriable = (error: MoodleError): boolean =>
   (error._tag === "MoodleHttpError" && error.status >= 500);
 
 /** Where the operator must look, and what Moodle means by each errorcode. */
-export const moodleApiErrorMessage = (
+const moodleApiErrorMessage = (
   host: string,
   wsfunction: string,
   exception: {
@@ -111,24 +113,12 @@ const excerpt = (site: MoodleSite, body: string): string => {
   return flat.length > 80 ? `${flat.slice(0, 80)}...` : flat;
 };
 
-/** fetch wraps the useful words ("Connection refused") in its causes. */
-const deepestMessage = (cause: unknown): string | undefined => {
-  let found: string | undefined;
-  for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
-    if (cause.message !== "") found = cause.message;
-    cause = cause.cause;
-  }
-  return found;
-};
-
 const transportError = (
   { host, scrub }: MoodleSite,
   wsfunction: string,
   error: HttpClientError.HttpClientError,
 ) => {
-  const detail = scrub(
-    error.description ?? deepestMessage(error.cause) ?? error.reason,
-  );
+  const detail = scrub(transportDetail(error));
   return new MoodleTransportError({
     message:
       `Could not get ${wsfunction} from Moodle at ${host}: ${detail}. Check moodle.endpoint and that this machine can reach the site (network, proxy, firewall).`,
@@ -214,14 +204,11 @@ const redirected = (
   wsfunction: string,
   refused: RedirectRefused,
 ) => {
-  const to = scrub(refused.to);
-  const what = refused.problem === "other-origin"
-    ? `a redirect (HTTP ${refused.status}) to ${to}, another address: nothing was sent there (the token goes only to moodle.endpoint)`
-    : refused.problem === "method-change"
-    ? `a redirect (HTTP ${refused.status}) that turns the call into a GET of ${to} (often a login page): the call is not re-sent that way`
-    : refused.problem === "too-many"
-    ? `redirects within the site, more than ${refused.hops} times (last to ${to})`
-    : `a redirect (HTTP ${refused.status}) to "${to}", which is not a URL`;
+  const what = describeRefusedRedirect(
+    refused,
+    scrub(refused.to),
+    "the token goes only to moodle.endpoint",
+  );
   return new MoodleRedirected({
     message:
       `Moodle at ${endpoint} answered ${wsfunction} with ${what}. A misconfigured moodle.endpoint is the usual cause (http:// for an https:// site, www. or not, a wrong path): set it to the site's own https://<site>/webservice/rest/server.php.`,

@@ -2,8 +2,11 @@
  * Which fields of a reverted row go back, decided from what the forum holds
  * now. Pure.
  */
-import type { DiscourseUser } from "../discourse/schema.ts";
-import type { SyncedField } from "../domain/fields.ts";
+import {
+  type DiscourseUser,
+  editableFields,
+  heldValues,
+} from "../discourse/schema.ts";
 import {
   type FieldChange,
   sameValue,
@@ -39,18 +42,8 @@ export const planRevert = (
   const changes: Array<FieldChange> = [];
   const skipped: Array<SkippedField> = [];
   const notes: Array<string> = [];
-  const values: Record<SyncedField, string> = {
-    name: current.user.name,
-    location: current.user.location,
-    bio: current.user.bio_raw,
-    email: current.email ?? "",
-  };
-  const editable: Record<SyncedField, boolean> = {
-    name: current.user.can_edit_name,
-    location: current.user.can_change_location,
-    bio: current.user.can_change_bio,
-    email: true,
-  };
+  const values = heldValues(current.user, current.email ?? "");
+  const editable = editableFields(current.user);
   for (const field of target.fields) {
     const before = target.before[field];
     const after = target.after[field];

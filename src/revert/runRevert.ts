@@ -17,7 +17,7 @@ import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { applyChanges } from "../sync/apply.ts";
 import type { FieldChange } from "../sync/diff.ts";
 import { doneFallbacks, makeLedger } from "../sync/ledger.ts";
-import type { Done, RevertSummary } from "../sync/summary.ts";
+import { type Done, doneRow, type RevertSummary } from "../sync/summary.ts";
 import { Reporter } from "../sync/Reporter.ts";
 import { verifyProfile } from "../sync/verify.ts";
 import { planRevert, type RevertPlan, shown } from "./plan.ts";
@@ -33,19 +33,7 @@ const rowFor = (
   status: AuditStatus,
   message: string,
   plan: Pick<RevertPlan, "changes" | "skipped"> = { changes: [], skipped: [] },
-): Done => ({
-  entry: {
-    ...target.entry,
-    action,
-    status,
-    message,
-    fields: plan.changes.map((c) => c.field),
-    before: Object.fromEntries(plan.changes.map((c) => [c.field, c.before])),
-    after: Object.fromEntries(plan.changes.map((c) => [c.field, c.after])),
-  },
-  changes: plan.changes,
-  skipped: plan.skipped,
-});
+): Done => doneRow(target.entry, plan, action, status, message);
 
 /** The rows the ledger writes for a row it stops or that failed. */
 const turnOf = (target: Pick<RevertTarget, "entry">) => ({

@@ -5,7 +5,11 @@
 import { Effect, Either, Option } from "effect";
 import { AuditLogError } from "../audit/AuditLog.ts";
 import { Journal, StoppedBeforeWrite } from "../audit/Journal.ts";
-import type { DiscourseUser } from "../discourse/schema.ts";
+import {
+  type DiscourseUser,
+  editableFields,
+  heldValues,
+} from "../discourse/schema.ts";
 import { applyChanges } from "./apply.ts";
 import { type UserCandidate, writeKey } from "./candidate.ts";
 import type { RunContext } from "./context.ts";
@@ -178,20 +182,9 @@ const diffAgainst = (
 ) =>
   diffProfile(
     desired,
-    {
-      name: user.name,
-      location: user.location,
-      bio: user.bio_raw,
-      // Set at creation; Discourse shows it only to a separate request.
-      email: desired.email,
-      pendingEmails: [],
-    },
+    // The email was set at creation.
+    { ...heldValues(user, desired.email), pendingEmails: [] },
     ctx.settings.fields,
-    {
-      name: user.can_edit_name,
-      location: user.can_change_location,
-      bio: user.can_change_bio,
-      email: true,
-    },
+    editableFields(user),
     { force: false },
   );

@@ -1,5 +1,12 @@
 /** What a finished run and its users leave behind, for the Reporter. */
-import type { AuditEntry, AuditRow, RunMode } from "../audit/AuditLog.ts";
+import type {
+  AuditAction,
+  AuditEntry,
+  AuditRow,
+  AuditStatus,
+  RunMode,
+} from "../audit/AuditLog.ts";
+import { terminalSafe } from "../domain/terminal.ts";
 import type { FieldChange, SkippedField } from "./diff.ts";
 
 /** One user, finished: its log row and what the console shows of it. */
@@ -12,6 +19,40 @@ export interface UserDone {
 
 /** A finished user before its row is written. */
 export type Done = Omit<UserDone, "row">;
+
+/** The identity columns of a row: who it is about. */
+export type RowIdentity = Omit<
+  AuditEntry,
+  "action" | "status" | "message" | "fields" | "before" | "after"
+>;
+
+/**
+ * The one builder of a finished row: its fields are the plan's changes, and
+ * its message (which quotes Moodle's and Discourse's words) has controls
+ * escaped, as on a console.
+ */
+export const doneRow = (
+  who: RowIdentity,
+  plan: {
+    readonly changes: ReadonlyArray<FieldChange>;
+    readonly skipped: ReadonlyArray<SkippedField>;
+  },
+  action: AuditAction,
+  status: AuditStatus,
+  message: string,
+): Done => ({
+  entry: {
+    ...who,
+    action,
+    status,
+    message: terminalSafe(message),
+    fields: plan.changes.map((c) => c.field),
+    before: Object.fromEntries(plan.changes.map((c) => [c.field, c.before])),
+    after: Object.fromEntries(plan.changes.map((c) => [c.field, c.after])),
+  },
+  changes: plan.changes,
+  skipped: plan.skipped,
+});
 
 /** Why a run stopped before its last user. */
 export type StopReason =

@@ -5,6 +5,7 @@
  */
 import { Effect, Option } from "effect";
 import { Journal } from "../audit/Journal.ts";
+import { editableFields, heldValues } from "../discourse/schema.ts";
 import { applyChanges, limitViolations } from "./apply.ts";
 import { type UserCandidate, writeKey } from "./candidate.ts";
 import type { RunContext } from "./context.ts";
@@ -122,19 +123,11 @@ const planFor = (
   Effect.gen(function* () {
     const { user } = account;
     const current = {
-      name: user.name,
-      location: user.location,
-      bio: user.bio_raw,
       // Not looked up: the policy cannot change it, so take it as equal.
-      email: account.email ?? desired.email,
+      ...heldValues(user, account.email ?? desired.email),
       pendingEmails: [] as ReadonlyArray<string>,
     };
-    const editable = {
-      name: user.can_edit_name,
-      location: user.can_change_location,
-      bio: user.can_change_bio,
-      email: true,
-    };
+    const editable = editableFields(user);
     const diffOptions = { force: ctx.options.force };
     const plan = withoutSharedEmail(
       diffProfile(desired, current, ctx.settings.fields, editable, diffOptions),

@@ -4,11 +4,10 @@
  */
 import { Option } from "effect";
 import type { AuditAction, AuditStatus } from "../audit/AuditLog.ts";
-import { terminalSafe } from "../domain/terminal.ts";
 import { type Candidate, identity, type UserCandidate } from "./candidate.ts";
 import { createdMessage } from "./create.ts";
 import type { FieldChange, Plan } from "./diff.ts";
-import type { Done } from "./summary.ts";
+import { type Done, doneRow } from "./summary.ts";
 import {
   describeSteps,
   foreignAccountMessage,
@@ -284,17 +283,11 @@ const withPlan = (
   action: AuditAction,
   status: AuditStatus,
   message: string,
-): Done => ({
-  entry: {
-    ...identity(candidate),
+): Done =>
+  doneRow(
+    identity(candidate),
+    plan,
     action,
     status,
-    // Moodle's and Discourse's words in it: controls escaped, as on a console.
-    message: terminalSafe(withRemovalNotes(message, candidate, plan)),
-    fields: plan.changes.map((c) => c.field),
-    before: Object.fromEntries(plan.changes.map((c) => [c.field, c.before])),
-    after: Object.fromEntries(plan.changes.map((c) => [c.field, c.after])),
-  },
-  changes: plan.changes,
-  skipped: plan.skipped,
-});
+    withRemovalNotes(message, candidate, plan),
+  );
