@@ -84,9 +84,10 @@ Deno.test("every task that runs code, and the bundle line README gives, refuses 
 const runWith = async (
   permissions: ReadonlyArray<string>,
   cwd: string,
+  flags: ReadonlyArray<string> = [],
 ) => {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...permissions, mainModule],
+    args: ["run", "--no-prompt", ...permissions, mainModule, ...flags],
     cwd,
     env: cliEnv(),
     clearEnv: true,
@@ -115,13 +116,16 @@ Deno.test("a permission Deno did not grant is named with its --allow flag, not b
       readonly given: ReadonlyArray<string>;
       readonly needs: string;
       readonly what: RegExp;
+      readonly flags?: ReadonlyArray<string>;
     }> = [
       { given: [], needs: "--allow-read", what: /settings\.json/ },
       { given: ["--allow-read"], needs: "--allow-env", what: /env access/ },
       {
+        // The forum lock names its holder's user and host.
         given: ["--allow-read", "--allow-env", "--allow-write", "--allow-net"],
         needs: "--allow-sys",
         what: /sys access/,
+        flags: ["--apply"],
       },
       {
         given: ["--allow-read", "--allow-env", "--allow-write", "--allow-sys"],
@@ -129,8 +133,8 @@ Deno.test("a permission Deno did not grant is named with its --allow flag, not b
         what: /net access to "127\.0\.0\.1:2"/,
       },
     ];
-    for (const { given, needs, what } of cases) {
-      const result = await runWith(given, dir);
+    for (const { given, needs, what, flags } of cases) {
+      const result = await runWith(given, dir, flags);
       const said = `${given.join(" ") || "no flags"}:\n${result.stderr}`;
       assert.equal(result.code, 2, said);
       assert.match(result.stderr, /Deno did not grant this run a permission/);
