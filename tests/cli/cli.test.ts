@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import type { MoodleScenario } from "./doubles/fakeMoodle.ts";
+import type { MoodleScenario } from "../doubles/fakeMoodle.ts";
 import type {
   DiscourseScenario,
   DiscourseScenarioUser,
-} from "./doubles/fakeDiscourse.ts";
-import { auditLogs, runCli } from "./support/cli.ts";
+} from "../doubles/fakeDiscourse.ts";
+import { auditLogs, runCli } from "../support/cli.ts";
 import {
   byMoodleId,
   forumState,
@@ -12,7 +12,7 @@ import {
   withWorld as withSharedWorld,
   type World,
   writes,
-} from "./support/world.ts";
+} from "../support/world.ts";
 
 const columns = [
   "timestamp",

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { revertFlags, syncFlags } from "../src/cli/args.ts";
-import { cliArgs, cliEnv, runCli } from "./support/cli.ts";
+import { revertFlags, syncFlags } from "../../src/cli/args.ts";
+import { cliArgs, cliEnv, runCli } from "../support/cli.ts";
 
-const root = new URL("..", import.meta.url).pathname;
+const root = new URL("../..", import.meta.url).pathname;
 
 Deno.test("a mistyped, unknown or incomplete flag is named, with the flag meant, and exits 2", async () => {
   const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [

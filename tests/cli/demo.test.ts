@@ -1,12 +1,12 @@
 // `deno task demo` exits 0 when it showed what it was built to show, errors
 // included, and says so; a demo that broke exits non-zero.
 import assert from "node:assert/strict";
-import { demoCases } from "./doubles/scenarios.ts";
-import type { LogRow } from "./support/cli.ts";
-import { demoVerdict } from "./demo.ts";
+import { demoCases } from "../doubles/scenarios.ts";
+import type { LogRow } from "../support/cli.ts";
+import { demoVerdict } from "../demo.ts";
 
-const demoScript = new URL("./demo.ts", import.meta.url).pathname;
-const configFile = new URL("../deno.json", import.meta.url).pathname;
+const demoScript = new URL("../demo.ts", import.meta.url).pathname;
+const configFile = new URL("../../deno.json", import.meta.url).pathname;
 
 Deno.test("deno task demo: the planted errors are explained and the demo exits 0", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sync-demo-" });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
-import { startInTerminal } from "./support/terminal.ts";
-import { byMoodleId, lastLog, withWorld } from "./support/world.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
+import { startInTerminal } from "../support/terminal.ts";
+import { byMoodleId, lastLog, withWorld } from "../support/world.ts";
 
 /** Longer than a console line: its end is cut with "…" until asked for. */
 const adaBio =

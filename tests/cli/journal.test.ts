@@ -2,7 +2,7 @@
 // crash with a write on the wire, partial writes, a second signal, and the
 // files' permissions. Each through the CLI, against the doubles.
 import assert from "node:assert/strict";
-import { auditLogs, readLog, runCli } from "./support/cli.ts";
+import { auditLogs, readLog, runCli } from "../support/cli.ts";
 import {
   forumState,
   type Spawned,
@@ -10,7 +10,7 @@ import {
   withWorld,
   type World,
   writes,
-} from "./support/reliability.ts";
+} from "../support/reliability.ts";
 
 /** Rows of the newest log in `dir` (the world's folder by default). */
 const newestLog = async (dir: string) => {

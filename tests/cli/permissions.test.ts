@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { denoRunFlags } from "../src/permissions.ts";
-import { cliEnv, writeSettings } from "./support/cli.ts";
+import { denoRunFlags } from "../../src/permissions.ts";
+import { cliEnv, writeSettings } from "../support/cli.ts";
 
-const root = new URL("..", import.meta.url).pathname;
+const root = new URL("../..", import.meta.url).pathname;
 const mainModule = `${root}src/main.ts`;
 const decoder = new TextDecoder();
 

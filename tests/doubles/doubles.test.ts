@@ -1,13 +1,13 @@
 // Pins the strictness of the test doubles: each behaviour here is a fact of
 // the real Moodle or Discourse that a client must cope with.
 import assert from "node:assert/strict";
-import { type MoodleScenario, startFakeMoodle } from "./doubles/fakeMoodle.ts";
+import { type MoodleScenario, startFakeMoodle } from "./fakeMoodle.ts";
 import {
   type DiscourseScenario,
   signDiscourseConnect,
   startFakeDiscourse,
   suggestUsername,
-} from "./doubles/fakeDiscourse.ts";
+} from "./fakeDiscourse.ts";
 import {
   api,
   callMoodle,
@@ -16,7 +16,7 @@ import {
   notFound,
   withDiscourse,
   withMoodle,
-} from "./support/doubleClients.ts";
+} from "../support/doubleClients.ts";
 import {
   demoCases,
   demoCredentials,
@@ -24,8 +24,8 @@ import {
   discourseUser,
   moodleUser,
   withGuest,
-} from "./doubles/scenarios.ts";
-import { SlidingWindow } from "./doubles/http.ts";
+} from "./scenarios.ts";
+import { SlidingWindow } from "./http.ts";
 
 // ---------------------------------------------------------------------------
 // Moodle

@@ -7,19 +7,19 @@ import {
   bioExcerpt,
   type DiscourseScenario,
   startFakeDiscourse,
-} from "./doubles/fakeDiscourse.ts";
+} from "./fakeDiscourse.ts";
 import {
   groupSyncFunctions,
   type MoodleScenario,
   startFakeMoodle,
-} from "./doubles/fakeMoodle.ts";
+} from "./fakeMoodle.ts";
 import {
   demoCases,
   demoScenario,
   discourseUser,
   moodleUser,
   withGuest,
-} from "./doubles/scenarios.ts";
+} from "./scenarios.ts";
 import {
   api,
   callMoodle,
@@ -28,7 +28,7 @@ import {
   notFound,
   withDiscourse,
   withMoodle,
-} from "./support/doubleClients.ts";
+} from "../support/doubleClients.ts";
 
 // ---------------------------------------------------------------------------
 // Discourse

@@ -4,29 +4,29 @@
 // in the CSV as a live formula.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { PlatformLayer } from "../src/platform.ts";
+import { PlatformLayer } from "../../src/platform.ts";
 import { Cause, Effect, Either, Exit, Layer, Option } from "effect";
 import { parse } from "csv-parse/sync";
-import { syncLayer } from "../src/cli/AppLayer.ts";
-import { Reporter } from "../src/sync/Reporter.ts";
-import type { Settings } from "../src/config/Settings.ts";
-import { loadSettings, SettingsError } from "../src/config/load.ts";
-import { normalizeUsername } from "../src/sync/normalize.ts";
-import { runSync } from "../src/sync/runSync.ts";
-import { startFakeMoodle } from "./doubles/fakeMoodle.ts";
+import { syncLayer } from "../../src/cli/AppLayer.ts";
+import { Reporter } from "../../src/sync/Reporter.ts";
+import type { Settings } from "../../src/config/Settings.ts";
+import { loadSettings, SettingsError } from "../../src/config/load.ts";
+import { normalizeUsername } from "../../src/sync/normalize.ts";
+import { runSync } from "../../src/sync/runSync.ts";
+import { startFakeMoodle } from "../doubles/fakeMoodle.ts";
 import {
   type DiscourseScenarioUser,
   startFakeDiscourse,
   usernameFormatError,
-} from "./doubles/fakeDiscourse.ts";
-import type { RecordedRequest } from "./doubles/http.ts";
-import { auditLogs, readLog } from "./support/cli.ts";
+} from "../doubles/fakeDiscourse.ts";
+import type { RecordedRequest } from "../doubles/http.ts";
+import { auditLogs, readLog } from "../support/cli.ts";
 import {
   discourseKey,
   fastTuning,
   moodleToken,
   withWorld,
-} from "./support/reliability.ts";
+} from "../support/reliability.ts";
 
 // ---------------------------------------------------------------------------
 // Adversarial Moodle records

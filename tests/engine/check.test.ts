@@ -1,14 +1,14 @@
 // `--check` answers one question: would `--apply` with the same flags write
 // anything? 4 if so, whatever else happened; else 1 after ERROR rows; else 0.
 import assert from "node:assert/strict";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
 import {
   byMoodleId,
   forumState,
   lastLog,
   withWorld,
   writes,
-} from "./support/world.ts";
+} from "../support/world.ts";
 
 const system = discourseUser(-1, "system", { admin: true });
 

@@ -4,34 +4,37 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Effect, Either, Schema } from "effect";
-import { Discourse, type DiscourseError } from "../src/discourse/Discourse.ts";
-import { encodeSsoPayload, signSsoPayload } from "../src/discourse/sso.ts";
-import { discourseLayer } from "../src/cli/AppLayer.ts";
-import type { SsoAccount } from "../src/discourse/schema.ts";
-import { loadSettings } from "../src/config/load.ts";
-import { Settings } from "../src/config/Settings.ts";
-import { PlatformLayer } from "../src/platform.ts";
+import {
+  Discourse,
+  type DiscourseError,
+} from "../../src/discourse/Discourse.ts";
+import { encodeSsoPayload, signSsoPayload } from "../../src/discourse/sso.ts";
+import { discourseLayer } from "../../src/cli/AppLayer.ts";
+import type { SsoAccount } from "../../src/discourse/schema.ts";
+import { loadSettings } from "../../src/config/load.ts";
+import { Settings } from "../../src/config/Settings.ts";
+import { PlatformLayer } from "../../src/platform.ts";
 import { Redacted } from "effect";
 import {
   createMissingProblem,
   creationPlan,
   creationRefusal,
-} from "../src/sync/create.ts";
-import type { DesiredProfile } from "../src/sync/profile.ts";
+} from "../../src/sync/create.ts";
+import type { DesiredProfile } from "../../src/sync/profile.ts";
 import {
   type DiscourseScenarioUser,
   type FakeDiscourse,
   signDiscourseConnect,
   startFakeDiscourse,
-} from "./doubles/fakeDiscourse.ts";
+} from "../doubles/fakeDiscourse.ts";
 import {
   discourseUser,
   identityScenario,
   identitySecret,
   moodleUser,
   withGuest,
-} from "./doubles/scenarios.ts";
-import { auditLogs, readLog, runCli } from "./support/cli.ts";
+} from "../doubles/scenarios.ts";
+import { auditLogs, readLog, runCli } from "../support/cli.ts";
 import {
   byMoodleId,
   forumState,
@@ -39,7 +42,7 @@ import {
   withWorld,
   type World,
   writes,
-} from "./support/world.ts";
+} from "../support/world.ts";
 
 // ---------------------------------------------------------------------------
 // Pure rules

@@ -12,20 +12,23 @@ import {
   TestClock,
   TestContext,
 } from "effect";
-import { Discourse, type DiscourseError } from "../src/discourse/Discourse.ts";
+import {
+  Discourse,
+  type DiscourseError,
+} from "../../src/discourse/Discourse.ts";
 import {
   excerpt,
   rateLimitWaitMillis,
   serverWords,
-} from "../src/discourse/answers.ts";
+} from "../../src/discourse/answers.ts";
 import {
   defaultDiscourseOptions,
   type DiscourseOptions,
-} from "../src/discourse/config.ts";
-import { DiscourseNotFound } from "../src/discourse/errors.ts";
-import { failureBackoff, retryPolicy } from "../src/discourse/retry.ts";
-import type { Setback } from "../src/discourse/verdict.ts";
-import { discourseLayer } from "../src/cli/AppLayer.ts";
+} from "../../src/discourse/config.ts";
+import { DiscourseNotFound } from "../../src/discourse/errors.ts";
+import { failureBackoff, retryPolicy } from "../../src/discourse/retry.ts";
+import type { Setback } from "../../src/discourse/verdict.ts";
+import { discourseLayer } from "../../src/cli/AppLayer.ts";
 import {
   admit,
   finish,
@@ -33,14 +36,14 @@ import {
   initialLimiterState,
   limiterPlan,
   makeRateLimiter,
-} from "../src/discourse/RateLimiter.ts";
-import { Settings } from "../src/config/Settings.ts";
+} from "../../src/discourse/RateLimiter.ts";
+import { Settings } from "../../src/config/Settings.ts";
 import {
   type DiscourseScenario,
   type DiscourseScenarioUser,
   type FakeDiscourse,
   startFakeDiscourse,
-} from "./doubles/fakeDiscourse.ts";
+} from "../doubles/fakeDiscourse.ts";
 
 const apiKey = "SECRET-KEY-7f3a9c1e5b2d4a6f8e0c";
 const wrongKey = "WRONG-SECRET-d41d8cd98f00b204e980";

@@ -2,9 +2,9 @@
 // one asked for stops that user, and an address several Moodle users share is
 // never requested for any of them.
 import assert from "node:assert/strict";
-import type { WrongAccountAnswer } from "./doubles/fakeDiscourse.ts";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
-import { byMoodleId, lastLog, withWorld, writes } from "./support/world.ts";
+import type { WrongAccountAnswer } from "../doubles/fakeDiscourse.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
+import { byMoodleId, lastLog, withWorld, writes } from "../support/world.ts";
 
 const moodleUsers = [
   moodleUser(2, "alice", { city: "Lyon", country: "FR" }),

@@ -3,9 +3,9 @@
 // against the doubles, plus the pure rules and the client's new read.
 import assert from "node:assert/strict";
 import { Effect, Option, Schema } from "effect";
-import { Discourse } from "../src/discourse/Discourse.ts";
-import { discourseLayer } from "../src/cli/AppLayer.ts";
-import { Settings } from "../src/config/Settings.ts";
+import { Discourse } from "../../src/discourse/Discourse.ts";
+import { discourseLayer } from "../../src/cli/AppLayer.ts";
+import { Settings } from "../../src/config/Settings.ts";
 import {
   describeSteps,
   emailSharers,
@@ -13,11 +13,11 @@ import {
   needsOwnershipCheck,
   ownershipOf,
   type Seeker,
-} from "../src/sync/match.ts";
+} from "../../src/sync/match.ts";
 import {
   type DiscourseScenarioUser,
   startFakeDiscourse,
-} from "./doubles/fakeDiscourse.ts";
+} from "../doubles/fakeDiscourse.ts";
 import {
   discourseUser,
   identityCases,
@@ -25,15 +25,15 @@ import {
   identitySecret,
   moodleUser,
   withGuest,
-} from "./doubles/scenarios.ts";
-import { auditLogs, readLog, runCli } from "./support/cli.ts";
+} from "../doubles/scenarios.ts";
+import { auditLogs, readLog, runCli } from "../support/cli.ts";
 import {
   byMoodleId,
   lastLog,
   withWorld,
   type World,
   writes,
-} from "./support/world.ts";
+} from "../support/world.ts";
 
 // ---------------------------------------------------------------------------
 // Pure rules

@@ -1,10 +1,10 @@
 // --json: stdout holds JSON objects and nothing else, whatever the log level,
 // and a run that fails still ends with a summary object saying why.
 import assert from "node:assert/strict";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
-import { withWorld, type World } from "./support/world.ts";
-import { auditLogs } from "./support/cli.ts";
-import { auditColumns } from "../src/audit/AuditLog.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
+import { withWorld, type World } from "../support/world.ts";
+import { auditLogs } from "../support/cli.ts";
+import { auditColumns } from "../../src/audit/AuditLog.ts";
 
 const withSmallWorld = (body: (world: World) => Promise<void>) =>
   withWorld({

@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import os from "node:os";
 import { Effect, Exit, Option } from "effect";
-import { acquireLock, defaultLockDir, lockPath } from "../src/lock.ts";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
-import { runCli } from "./support/cli.ts";
-import { lastLog, withWorld, type World } from "./support/world.ts";
+import { acquireLock, defaultLockDir, lockPath } from "../../src/lock.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
+import { runCli } from "../support/cli.ts";
+import { lastLog, withWorld, type World } from "../support/world.ts";
 
 const forum = "https://forum.example.edu";
 

@@ -3,22 +3,26 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient";
 import * as HttpClient from "@effect/platform/HttpClient";
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse";
 import { Duration, Effect, Either, Layer, Schedule, Schema } from "effect";
-import { Moodle, type MoodleError, moodleRetry } from "../src/moodle/Moodle.ts";
-import type { MoodleClientOptions } from "../src/moodle/config.ts";
+import {
+  Moodle,
+  type MoodleError,
+  moodleRetry,
+} from "../../src/moodle/Moodle.ts";
+import type { MoodleClientOptions } from "../../src/moodle/config.ts";
 import {
   MoodleApiError,
   MoodleHttpError,
   MoodleTransportError,
-} from "../src/moodle/errors.ts";
-import { moodleFormFields } from "../src/moodle/records.ts";
-import type { MoodleRecord } from "../src/moodle/schema.ts";
-import { Settings } from "../src/config/Settings.ts";
-import { moodleLayer } from "../src/cli/AppLayer.ts";
+} from "../../src/moodle/errors.ts";
+import { moodleFormFields } from "../../src/moodle/records.ts";
+import type { MoodleRecord } from "../../src/moodle/schema.ts";
+import { Settings } from "../../src/config/Settings.ts";
+import { moodleLayer } from "../../src/cli/AppLayer.ts";
 import {
   type FakeMoodle,
   type MoodleScenario,
   startFakeMoodle,
-} from "./doubles/fakeMoodle.ts";
+} from "../doubles/fakeMoodle.ts";
 
 const TOKEN = "6f1ed002ab5595859014ebf0951522d9";
 

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import os from "node:os";
 import { Effect, Exit, Option } from "effect";
-import type { Fault } from "./doubles/http.ts";
-import { auditLogs, readLog, writeSettings } from "./support/cli.ts";
+import type { Fault } from "../doubles/http.ts";
+import { auditLogs, readLog, writeSettings } from "../support/cli.ts";
 import {
   forumState,
   lastLog,
@@ -14,13 +14,13 @@ import {
   withWorld,
   type World,
   writes,
-} from "./support/reliability.ts";
+} from "../support/reliability.ts";
 import {
   acquireLock,
   defaultLockDir,
   forumKey,
   lockPath,
-} from "../src/lock.ts";
+} from "../../src/lock.ts";
 
 /** Every outcome of a fault-free --apply run: the reference for the others. */
 interface Reference {

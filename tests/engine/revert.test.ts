@@ -1,16 +1,16 @@
 // `revert LOG.csv`: undo an --apply run from its audit log, safely.
 import assert from "node:assert/strict";
 import { Effect } from "effect";
-import { auditLogs, readLog } from "./support/cli.ts";
+import { auditLogs, readLog } from "../support/cli.ts";
 import {
   forumState,
   lastLog,
   withWorld,
   type World,
   writes,
-} from "./support/reliability.ts";
-import { acquireLock } from "../src/lock.ts";
-import { startInTerminal } from "./support/terminal.ts";
+} from "../support/reliability.ts";
+import { acquireLock } from "../../src/lock.ts";
+import { startInTerminal } from "../support/terminal.ts";
 
 const applyLog = async (world: World) => {
   const result = await world.run(["--all", "--apply"]);

@@ -1,16 +1,16 @@
 // Every error path, run with recognisable secrets: none of them may show up
 // on stdout, stderr or in any CSV, whether plain or URL-encoded.
 import assert from "node:assert/strict";
-import { auditLogs, type CliResult, runCli } from "./support/cli.ts";
-import { makeScrubber } from "../src/domain/secrets.ts";
-import { redirectTarget } from "../src/http/guarded.ts";
-import { startHttpDouble } from "./doubles/http.ts";
+import { auditLogs, type CliResult, runCli } from "../support/cli.ts";
+import { makeScrubber } from "../../src/domain/secrets.ts";
+import { redirectTarget } from "../../src/http/guarded.ts";
+import { startHttpDouble } from "../doubles/http.ts";
 import {
   moodleUsers,
   withWorld,
   type World,
   type WorldOptions,
-} from "./support/reliability.ts";
+} from "../support/reliability.ts";
 
 const moodleSecret = "mdl-SECRET-7d1+Tok/en=";
 const discourseSecret = "dsc-SECRET-93f+Key/x=";

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { PlatformLayer } from "../src/platform.ts";
+import { PlatformLayer } from "../../src/platform.ts";
 import { Effect, Either, Option, Redacted } from "effect";
-import type { Settings } from "../src/config/Settings.ts";
+import type { Settings } from "../../src/config/Settings.ts";
 import {
   jsonSyntaxErrorOffset,
   loadSettings,
   loadSettingsAndWarning,
   type SettingsError,
   settingsFileMode,
-} from "../src/config/load.ts";
+} from "../../src/config/load.ts";
 
 const MOODLE_TOKEN = "0123456789abcdef0123456789abcdef";
 const DISCOURSE_KEY = "fedcba9876543210fedcba9876543210feedface";
@@ -132,7 +132,7 @@ Deno.test("a file with only the required keys gets every default", async () => {
 
 Deno.test("settings.example.json loads and states the defaults", async () => {
   const example = await loaded(
-    new URL("../settings.example.json", import.meta.url).pathname,
+    new URL("../../settings.example.json", import.meta.url).pathname,
   );
   await withTempDir(async (dir) => {
     const defaults = await loaded(await writeSettings(dir, minimalFile));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
-import { byMoodleId, lastLog, withWorld, writes } from "./support/world.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
+import { byMoodleId, lastLog, withWorld, writes } from "../support/world.ts";
 
 const system = discourseUser(-1, "system", { admin: true });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { DiscourseUser } from "../src/discourse/schema.ts";
-import type { FieldPolicy, SyncedField } from "../src/domain/fields.ts";
+import type { DiscourseUser } from "../../src/discourse/schema.ts";
+import type { FieldPolicy, SyncedField } from "../../src/domain/fields.ts";
 import {
   type CurrentProfile,
   diffProfile,
@@ -8,9 +8,9 @@ import {
   type Plan,
   type Policies,
   sameValue,
-} from "../src/sync/diff.ts";
-import type { DesiredProfile } from "../src/sync/profile.ts";
-import { verifyProfile } from "../src/sync/verify.ts";
+} from "../../src/sync/diff.ts";
+import type { DesiredProfile } from "../../src/sync/profile.ts";
+import { verifyProfile } from "../../src/sync/verify.ts";
 
 const allEditable: Editability = {
   name: true,

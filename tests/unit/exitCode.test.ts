@@ -2,15 +2,19 @@
 // and the flag ranges the table in src/cli/args.ts holds.
 import assert from "node:assert/strict";
 import { Option } from "effect";
-import { AuditLogError } from "../src/audit/AuditLog.ts";
-import { outOfRange, syncFlags } from "../src/cli/args.ts";
-import { ExitCode, exitCodeOfEnding, withStop } from "../src/cli/ExitCode.ts";
+import { AuditLogError } from "../../src/audit/AuditLog.ts";
+import { outOfRange, syncFlags } from "../../src/cli/args.ts";
+import {
+  ExitCode,
+  exitCodeOfEnding,
+  withStop,
+} from "../../src/cli/ExitCode.ts";
 import {
   LockRefused,
   RunFailed,
   UsageProblem,
-} from "../src/commands/ending.ts";
-import { LockError, LockHeld } from "../src/lock.ts";
+} from "../../src/commands/ending.ts";
+import { LockError, LockHeld } from "../../src/lock.ts";
 
 const failed = (error: { readonly _tag: string; readonly message: string }) =>
   new RunFailed({

@@ -5,11 +5,11 @@ import type {
   GroupRead,
   GroupsPlanInput,
   SourceRead,
-} from "../src/groups/model.ts";
-import { sourceKey } from "../src/groups/model.ts";
-import { planGroups } from "../src/groups/plan.ts";
-import { membershipRequests } from "../src/groups/requests.ts";
-import type { GroupMapEntry } from "../src/groups/settings.ts";
+} from "../../src/groups/model.ts";
+import { sourceKey } from "../../src/groups/model.ts";
+import { planGroups } from "../../src/groups/plan.ts";
+import { membershipRequests } from "../../src/groups/requests.ts";
+import type { GroupMapEntry } from "../../src/groups/settings.ts";
 
 const cohort = (name: string, group: string): GroupMapEntry => ({
   _tag: "Cohort",

@@ -3,7 +3,7 @@ import { Either, ParseResult, Schema } from "effect";
 import {
   groupNameProblem,
   groupsSettingsFields,
-} from "../src/groups/settings.ts";
+} from "../../src/groups/settings.ts";
 
 // Decoded the way the settings loader decodes the whole file: every issue,
 // unknown keys refused, paths joined with dots.

@@ -5,9 +5,9 @@ import type {
   LeaversPlanInput,
   MoodleUserState,
   StoredLink,
-} from "../src/leavers/model.ts";
-import { planLeavers } from "../src/leavers/plan.ts";
-import type { StoredUser } from "../src/state/Store.ts";
+} from "../../src/leavers/model.ts";
+import { planLeavers } from "../../src/leavers/plan.ts";
+import type { StoredUser } from "../../src/state/Store.ts";
 
 // The runner hands the store's entries over as they are.
 const _storeEntriesFit = (entry: StoredUser): StoredLink => entry;

@@ -5,7 +5,7 @@ import {
   normalizeUsername,
   reservedUsernames,
   type UsernameRules,
-} from "../src/sync/normalize.ts";
+} from "../../src/sync/normalize.ts";
 
 const defaults: UsernameRules = { minLength: 3, maxLength: 20 };
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import type { MoodleUser } from "../src/moodle/schema.ts";
+import type { MoodleUser } from "../../src/moodle/schema.ts";
 import {
   countryName,
   desiredProfile,
   htmlToMarkdown,
   type LocationRules,
-} from "../src/sync/profile.ts";
+} from "../../src/sync/profile.ts";
 
 const byCode: LocationRules = { country: "code", locale: "en" };
 const inSpanish: LocationRules = { country: "name", locale: "es" };

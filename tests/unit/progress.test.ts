@@ -3,7 +3,7 @@ import {
   describeEstimate,
   estimateProgress,
   formatDuration,
-} from "../src/report/progress.ts";
+} from "../../src/report/progress.ts";
 
 const minute = 60_000;
 

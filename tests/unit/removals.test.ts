@@ -3,7 +3,7 @@ import {
   defaultMaxRemovals,
   judgeRemovals,
   type RemovalVerdict,
-} from "../src/domain/removals.ts";
+} from "../../src/domain/removals.ts";
 
 const held = (verdict: RemovalVerdict) => {
   assert.equal(verdict._tag, "Held");

@@ -6,7 +6,7 @@ import {
   findCollisions,
   parseExclusionFile,
   selectBatch,
-} from "../src/sync/select.ts";
+} from "../../src/sync/select.ts";
 
 const rules = (
   patterns: ReadonlyArray<string>,
