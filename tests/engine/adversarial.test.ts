@@ -323,7 +323,7 @@ Deno.test("adversarial records through the CLI: dry-run then apply, one row each
     ],
   }, async (world) => {
     for (const args of [["--all"], ["--all", "--apply"]]) {
-      const result = await world.run(args);
+      const result = await world.engine(args);
       assert.ok([0, 1].includes(result.code), result.stderr);
       const logs = await auditLogs(world.dir);
       const { rows } = await readLog(logs[logs.length - 1]);
@@ -396,16 +396,16 @@ Deno.test("control characters and bidi overrides: stripped from what is written,
       }),
       path: /^\/u\/ctrl\.user\.json$/,
     });
-    const refused = await world.run(["--all"]);
+    const refused = await world.engine(["--all"]);
     assert.equal(refused.code, 1, refused.stderr + refused.stdout);
     assert.match(
       refused.stdout,
       /\\x1b\[2J\\x1b\]0;owned\\x07 refused \\u202etxt\.exe/,
     );
 
-    const dryRun = await world.run(["--all"]);
-    const applied = await world.run(["--all", "--apply"]);
-    const json = await world.run(["--all", "--json"]);
+    const dryRun = await world.engine(["--all"]);
+    const applied = await world.engine(["--all", "--apply"]);
+    const json = await world.engine(["--all", "--json"]);
     for (const result of [refused, dryRun, applied, json]) {
       assert.doesNotMatch(result.stdout, unsafeControls, result.stdout);
       assert.doesNotMatch(result.stderr, unsafeControls, result.stderr);
@@ -553,7 +553,7 @@ Deno.test("malformed settings through the CLI: exit 2, the key named, nothing co
     bad.discourse.retries = "many";
     bad.moodle.timeoutSeconds = -1;
     await Deno.writeTextFile(world.settingsPath, JSON.stringify(bad));
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /discourse\.retries: found "many"/);
     assert.match(result.stderr, /moodle\.timeoutSeconds: found -1/);
@@ -601,7 +601,7 @@ Deno.test("CSV formula injection: no cell a spreadsheet opens starts a formula",
   ];
   await withWorld({ moodleUsers, forumUsers }, async (world) => {
     for (const args of [["--all"], ["--all", "--apply"]]) {
-      const result = await world.run(args);
+      const result = await world.engine(args);
       assert.ok([0, 1].includes(result.code), result.stderr);
     }
     // Formulas really reached Discourse: the test is not vacuous.
@@ -630,7 +630,7 @@ Deno.test("CSV formula injection: no cell a spreadsheet opens starts a formula",
 
     // A revert reads the neutralised cells back and does not quote twice.
     const applyLog = logs.find((log) => log.includes("_apply_"))!;
-    const revert = await world.run(["revert", applyLog]);
+    const revert = await world.engine(["revert", applyLog]);
     assert.equal(revert.code, 0, revert.stderr);
     const revertLog = (await auditLogs(world.dir)).find((l) =>
       l.includes("revert")

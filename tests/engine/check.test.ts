@@ -57,7 +57,7 @@ Deno.test("--check: drift exits 4 even beside ERROR rows; the refused change is 
     forumUsers: forum,
   }, async (world) => {
     const before = forumState(world);
-    const check = await world.run(["--check", "--all"]);
+    const check = await world.engine(["--check", "--all"]);
     assert.equal(check.code, 4, check.stdout + check.stderr);
     const rows = byMoodleId((await lastLog(world)).rows);
     assert.equal(rows.get(4)?.action, "ERROR");
@@ -74,19 +74,19 @@ Deno.test("--check: only ERROR rows exit 1, in step exits 0, and --force-recreat
     moodleUsers: [users.same, users.longBio],
     forumUsers: forum,
   }, async (world) => {
-    const errorsOnly = await world.run(["--check", "--all"]);
+    const errorsOnly = await world.engine(["--check", "--all"]);
     assert.equal(errorsOnly.code, 1, errorsOnly.stdout);
     assert.doesNotMatch(errorsOnly.stdout, /would change/);
     // Everything would be re-sent, yet nothing differs: no drift.
-    const forced = await world.run(["--check", "--all", "--force-recreate"]);
+    const forced = await world.engine(["--check", "--all", "--force-recreate"]);
     assert.equal(forced.code, 1, forced.stdout);
   });
   await withWorld({
     moodleUsers: [users.same],
     forumUsers: forum,
   }, async (world) => {
-    assert.equal((await world.run(["--check", "--all"])).code, 0);
-    const forced = await world.run(["--check", "--all", "--force-recreate"]);
+    assert.equal((await world.engine(["--check", "--all"])).code, 0);
+    const forced = await world.engine(["--check", "--all", "--force-recreate"]);
     assert.equal(forced.code, 0, forced.stdout);
     assert.match(forced.stdout, /\(unchanged, re-sent\)/);
   });
@@ -94,7 +94,7 @@ Deno.test("--check: only ERROR rows exit 1, in step exits 0, and --force-recreat
     moodleUsers: [users.stale],
     forumUsers: forum,
   }, async (world) => {
-    const forced = await world.run(["--check", "--all", "--force-recreate"]);
+    const forced = await world.engine(["--check", "--all", "--force-recreate"]);
     assert.equal(forced.code, 4, forced.stdout);
   });
 });
@@ -108,10 +108,10 @@ Deno.test("--check: a missing user is drift only with --create-missing, whose re
     moodleUsers: [users.same, users.missing],
     forumUsers: forum,
   }, async (world) => {
-    const plain = await world.run(["--check", "--all"]);
+    const plain = await world.engine(["--check", "--all"]);
     assert.equal(plain.code, 0, plain.stdout);
     assert.match(plain.stdout, /1 user not in the forum/);
-    const creating = await world.run(["--check", "--all", "--create-missing"]);
+    const creating = await world.engine(["--check", "--all", "--create-missing"]);
     assert.equal(creating.code, 4, creating.stdout + creating.stderr);
     assert.match(creating.stdout, /1 user would change/);
     assert.equal(writes(world).length, 0);
@@ -121,21 +121,21 @@ Deno.test("--check: a missing user is drift only with --create-missing, whose re
     forumUsers: forum,
   }, async (world) => {
     // "admin" cannot be created: --apply --create-missing would write nothing.
-    const result = await world.run(["--check", "--all", "--create-missing"]);
+    const result = await world.engine(["--check", "--all", "--create-missing"]);
     assert.equal(result.code, 1, result.stdout);
     const row = byMoodleId((await lastLog(world)).rows).get(8);
     assert.equal(row?.action, "ERROR");
     assert.match(row?.message ?? "", /reserves/);
     // Without --create-missing, --apply would skip it: so does the dry-run,
     // naming the refusal instead of promising a creation.
-    const dry = await world.run(["--all"]);
+    const dry = await world.engine(["--all"]);
     assert.equal(dry.code, 0, dry.stdout);
     assert.match(
       dry.stdout,
       /admin CREATE\/DRY_RUN: .*--create-missing would refuse this one: not created: "admin"/,
     );
     assert.doesNotMatch(dry.stdout, /or now by --apply --create-missing/);
-    const plainCheck = await world.run(["--check", "--all"]);
+    const plainCheck = await world.engine(["--check", "--all"]);
     assert.equal(plainCheck.code, 0, plainCheck.stdout);
   });
 });

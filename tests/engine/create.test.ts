@@ -34,7 +34,7 @@ import {
   moodleUser,
   withGuest,
 } from "../doubles/scenarios.ts";
-import { auditLogs, readLog, runCli } from "../support/cli.ts";
+import { auditLogs, readLog, runInProcess } from "../support/cli.ts";
 import {
   byMoodleId,
   forumState,
@@ -374,7 +374,7 @@ Deno.test("client: createUser sends active and approved without a password; succ
 const identity = identityScenario();
 
 const runWith = (world: World, args: string[], env = {}) =>
-  runCli(["--settings", world.settingsPath, ...args], {
+  runInProcess(["--settings", world.settingsPath, ...args], {
     env: { ...world.env, ...env },
   });
 
@@ -521,7 +521,7 @@ Deno.test("a site without DiscourseConnect: POST /users.json, read back, bio and
     ...localSite(),
     discourse: { recordBodies: true },
   }, async (world) => {
-    const result = await world.run(["--all", "--apply", "--create-missing"]);
+    const result = await world.engine(["--all", "--apply", "--create-missing"]);
     assert.equal(result.code, 1, result.stderr);
     const rows = await lastApplyLog(world);
 
@@ -558,7 +558,7 @@ Deno.test("a site without DiscourseConnect: POST /users.json, read back, bio and
     assert.equal(posts.length, 2); // brand.new and dup.mail
     assert.equal(rows.get(5)?.status, "SUCCESS"); // an ordinary update
 
-    const again = await world.run(["--all", "--apply", "--create-missing"]);
+    const again = await world.engine(["--all", "--apply", "--create-missing"]);
     assert.equal(again.code, 1);
     assert.equal((await lastApplyLog(world)).get(2)?.status, "EXISTS");
   });
@@ -566,7 +566,7 @@ Deno.test("a site without DiscourseConnect: POST /users.json, read back, bio and
 
 Deno.test("without --create-missing nothing is created; a dry-run with it previews the creations and refuses what --apply would refuse", async () => {
   await withWorld(localSite(), async (world) => {
-    const applied = await world.run(["--all", "--apply"]);
+    const applied = await world.engine(["--all", "--apply"]);
     assert.equal(applied.code, 0, applied.stderr);
     const rows = await lastApplyLog(world);
     assert.equal(rows.get(2)?.action, "CREATE");
@@ -575,7 +575,7 @@ Deno.test("without --create-missing nothing is created; a dry-run with it previe
 
     const forumBefore = forumState(world);
     const writesBefore = writes(world).length;
-    const dry = await world.run(["--all", "--create-missing"]);
+    const dry = await world.engine(["--all", "--create-missing"]);
     assert.equal(dry.code, 1, dry.stderr); // "admin" is refused
     const preview = byMoodleId((await lastLog(world)).rows);
     assert.equal(preview.get(2)?.action, "CREATE");
@@ -587,10 +587,10 @@ Deno.test("without --create-missing nothing is created; a dry-run with it previe
     assert.doesNotMatch(dry.stdout, /admin CREATE\/DRY_RUN/);
     assert.match(dry.stdout, /2 users would change: add --apply/);
     // Missing users are drift only when --apply would create them.
-    const check = await world.run(["--check", "--create-missing"]);
+    const check = await world.engine(["--check", "--create-missing"]);
     assert.equal(check.code, 4, check.stdout);
     // Without --create-missing --apply creates nothing and refuses nothing.
-    const plainCheck = await world.run(["--check"]);
+    const plainCheck = await world.engine(["--check"]);
     assert.equal(plainCheck.code, 0, plainCheck.stdout);
     assert.match(plainCheck.stdout, /3 users not in the forum/);
     assert.equal(writes(world).length, writesBefore);
@@ -600,7 +600,7 @@ Deno.test("without --create-missing nothing is created; a dry-run with it previe
     ...localSite(),
     settings: { match: "external_id" },
   }, async (world) => {
-    const result = await world.run(["--all", "--apply", "--create-missing"]);
+    const result = await world.engine(["--all", "--apply", "--create-missing"]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /ssoSecret/);
     assert.equal(world.discourse.requests.length, 0);

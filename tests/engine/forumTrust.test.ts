@@ -61,7 +61,7 @@ Deno.test("a profile read answered with another account: that user is an ERROR r
     [{ asked: { username: "alice" }, answeredWith: "victim_admin" }],
     {},
     async (world) => {
-      const result = await world.run(["--all", "--apply"]);
+      const result = await world.engine(["--all", "--apply"]);
       assert.equal(result.code, 1, result.stderr);
       const rows = byMoodleId((await lastLog(world)).rows);
       assert.equal(rows.get(2)?.action, "ERROR");
@@ -88,7 +88,7 @@ Deno.test("a username answered in another case is the same account and is synced
     moodleUsers,
     forumUsers: [discourseUser(10, "Alice"), discourseUser(11, "bob")],
   }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     const rows = byMoodleId((await lastLog(world)).rows);
     assert.equal(rows.get(2)?.status, "SUCCESS");
@@ -105,7 +105,7 @@ Deno.test("by-external answered with an account carrying another external id: ER
     }],
     { match: "external_id" },
     async (world) => {
-      const result = await world.run(["--all", "--apply"], {
+      const result = await world.engine(["--all", "--apply"], {
         DISCOURSE_SSO_SECRET: connectSecret,
       });
       assert.equal(result.code, 1, result.stderr);
@@ -130,7 +130,7 @@ Deno.test("an update answered with another account: ERROR row that says the writ
     }],
     {},
     async (world) => {
-      const result = await world.run(["--all", "--apply"]);
+      const result = await world.engine(["--all", "--apply"]);
       assert.equal(result.code, 1, result.stderr);
       const rows = byMoodleId((await lastLog(world)).rows);
       assert.equal(rows.get(2)?.action, "ERROR");
@@ -165,7 +165,7 @@ Deno.test("an email several Moodle users share is requested for none of them; th
       discourseUser(12, "carol"),
     ],
   }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(world.discourse.emailChangeRequests, []);
     const rows = byMoodleId((await lastLog(world)).rows);

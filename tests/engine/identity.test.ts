@@ -26,7 +26,7 @@ import {
   moodleUser,
   withGuest,
 } from "../doubles/scenarios.ts";
-import { auditLogs, readLog, runCli } from "../support/cli.ts";
+import { auditLogs, readLog, runInProcess } from "../support/cli.ts";
 import {
   byMoodleId,
   lastLog,
@@ -175,7 +175,7 @@ const withIdentityWorld = (
 
 /** The CLI with the DiscourseConnect secret in the environment. */
 const runWithSecret = (world: World, args: string[]) =>
-  runCli(["--settings", world.settingsPath, ...args], {
+  runInProcess(["--settings", world.settingsPath, ...args], {
     env: { ...world.env, DISCOURSE_SSO_SECRET: identitySecret },
   });
 
@@ -198,7 +198,7 @@ const putsTo = (world: World, username: string) =>
 
 Deno.test("match username: renamed accounts are missing, colliding users are refused, nothing is checked without DiscourseConnect", async () => {
   await withIdentityWorld({}, async (world) => {
-    const result = await world.run(["--all"]);
+    const result = await world.engine(["--all"]);
     assert.equal(result.code, 1, result.stderr); // the collision
     const rows = byMoodleId((await lastLog(world)).rows);
     assert.equal(rows.get(2)?.action, "CREATE");
@@ -262,7 +262,7 @@ Deno.test("match username on a DiscourseConnect site: an account carrying anothe
 
 Deno.test("match external_id: renamed and colliding users are synced to their own accounts; no username is guessed", async () => {
   await withIdentityWorld({ match: "external_id" }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     const rows = byMoodleId((await lastLog(world)).rows);
 
@@ -308,7 +308,7 @@ Deno.test("match external_id: renamed and colliding users are synced to their ow
 
 Deno.test("match auto: external id, then username, then email; guessed matches owned by someone else are refused", async () => {
   await withIdentityWorld({ match: "auto" }, async (world) => {
-    const dry = await world.run(["--all"]);
+    const dry = await world.engine(["--all"]);
     assert.equal(dry.code, 1, dry.stderr); // the two foreign accounts
     const rows = byMoodleId((await lastLog(world)).rows);
     assert.match(rows.get(2)?.message ?? "", /matched by external id 2/);
@@ -334,7 +334,7 @@ Deno.test("match auto: external id, then username, then email; guessed matches o
       /no account has its external id, username or email/,
     );
 
-    const applied = await world.run(["--all", "--apply"]);
+    const applied = await world.engine(["--all", "--apply"]);
     assert.equal(applied.code, 1, applied.stderr);
     assert.equal(putsTo(world, "taken.name").length, 0);
     assert.equal(putsTo(world, "fm_x").length, 0);
@@ -356,7 +356,7 @@ Deno.test("match auto: a colliding user found by neither external id nor email s
       : user
   );
   await withIdentityWorld({ match: "auto" }, async (world) => {
-    await world.run(["--all", "--apply"]);
+    await world.engine(["--all", "--apply"]);
     const rows = byMoodleId((await lastLog(world)).rows);
     assert.equal(rows.get(3)?.action, "ERROR");
     assert.match(rows.get(3)?.message ?? "", /username collision/);
@@ -421,7 +421,7 @@ const costPerUser = async (
       },
     },
   }, async (world) => {
-    const result = await runCli(
+    const result = await runInProcess(
       ["--settings", world.settingsPath, "--all"],
       { env: { ...world.env, ...env } },
     );

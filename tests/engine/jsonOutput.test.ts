@@ -30,7 +30,7 @@ Deno.test("--json --log-level debug: the debug lines go to stderr, stdout stays 
   await withSmallWorld(async (world) => {
     // A retried 502 is what the client logs at debug level.
     world.discourse.inject({ kind: "5xx", count: 1, path: /^\/u\/ana\.json$/ });
-    const result = await world.run(["--all", "--json", "--log-level", "debug"]);
+    const result = await world.engine(["--all", "--json", "--log-level", "debug"]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /level=DEBUG/);
     const lines = jsonLines(result.stdout);
@@ -43,7 +43,7 @@ Deno.test("--json --log-level debug: the debug lines go to stderr, stdout stays 
 Deno.test("a fatal run with --json still prints its summary object, with the error and the exit code", async () => {
   await withSmallWorld(async (world) => {
     // Moodle refuses the token: the run stops before any user.
-    const moodle = await world.run(["--all", "--json"], {
+    const moodle = await world.engine(["--all", "--json"], {
       MOODLE_TOKEN: "not-the-token",
     });
     assert.equal(moodle.code, 3, moodle.stderr);
@@ -54,7 +54,7 @@ Deno.test("a fatal run with --json still prints its summary object, with the err
     assert.doesNotMatch(moodle.stdout, /not-the-token/);
 
     // The forum refuses the key: the run stops at its first user.
-    const forum = await world.run(["--all", "--json", "--apply"], {
+    const forum = await world.engine(["--all", "--json", "--apply"], {
       DISCOURSE_API_KEY: "not-the-key",
     });
     assert.equal(forum.code, 3, forum.stderr);
@@ -64,7 +64,7 @@ Deno.test("a fatal run with --json still prints its summary object, with the err
     assert.match(String(summary?.error), /key|credentials|rejected/i);
 
     // Usage errors too: nothing contacted, a summary all the same.
-    const usage = await world.run(["--all", "--json", "--offset", "-1"]);
+    const usage = await world.engine(["--all", "--json", "--offset", "-1"]);
     assert.equal(usage.code, 2, usage.stderr);
     assert.deepEqual(jsonLines(usage.stdout), [{
       type: "summary",
@@ -76,14 +76,14 @@ Deno.test("a fatal run with --json still prints its summary object, with the err
 
 Deno.test("revert --json: one object a row with the log's columns, then a summary object like the sync's", async () => {
   await withSmallWorld(async (world) => {
-    const applied = await world.run(["--all", "--apply"]);
+    const applied = await world.engine(["--all", "--apply"]);
     assert.equal(applied.code, 0, applied.stderr);
     const log = (await auditLogs(world.dir)).find((p) =>
       /_apply_\d{8}_\d{6}\.csv$/.test(p)
     );
     assert.ok(log, "no apply log");
 
-    const dry = await world.run(["revert", log, "--json"]);
+    const dry = await world.engine(["revert", log, "--json"]);
     assert.equal(dry.code, 0, dry.stderr);
     const lines = jsonLines(dry.stdout);
     const rows = lines.slice(0, -1);
@@ -107,7 +107,7 @@ Deno.test("revert --json: one object a row with the log's columns, then a summar
     assert.equal(summary?.exit_code, 0);
     assert.equal(summary?.error, null);
     // The keys a script reads from a sync's summary are there too.
-    const sync = jsonLines((await world.run(["--all", "--json"])).stdout).at(
+    const sync = jsonLines((await world.engine(["--all", "--json"])).stdout).at(
       -1,
     );
     for (
@@ -130,7 +130,7 @@ Deno.test("revert --json: one object a row with the log's columns, then a summar
       assert.ok(key in (sync ?? {}) && key in summary!, key);
     }
 
-    const applyRevert = await world.run(["revert", log, "--apply", "--json"]);
+    const applyRevert = await world.engine(["revert", log, "--apply", "--json"]);
     assert.equal(applyRevert.code, 0, applyRevert.stderr);
     const done = jsonLines(applyRevert.stdout);
     assert.deepEqual(done.slice(0, -1).map((r) => r.status), [
@@ -146,7 +146,7 @@ Deno.test("revert --json with a log that is not one: a summary object with the r
   await withSmallWorld(async (world) => {
     const path = `${world.dir}/not-a-log.csv`;
     await Deno.writeTextFile(path, "a,b\n1,2\n");
-    const result = await world.run(["revert", path, "--json"]);
+    const result = await world.engine(["revert", path, "--json"]);
     assert.equal(result.code, 2, result.stderr);
     const [failed] = jsonLines(result.stdout);
     assert.equal(failed?.type, "summary");

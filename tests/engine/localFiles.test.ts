@@ -6,7 +6,7 @@ import os from "node:os";
 import { Effect, Exit, Option } from "effect";
 import { acquireLock, defaultLockDir, lockPath } from "../../src/lock.ts";
 import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
-import { runCli } from "../support/cli.ts";
+import { runInProcess } from "../support/cli.ts";
 import { lastLog, withWorld, type World } from "../support/world.ts";
 
 const forum = "https://forum.example.edu";
@@ -126,7 +126,7 @@ Deno.test("the default lock folder is the user's private state folder, not the s
     settings: { lockDir: undefined },
   }, async (world) => {
     const state = `${world.dir}/state`;
-    const result = await world.run(["--all", "--apply"], {
+    const result = await world.engine(["--all", "--apply"], {
       XDG_STATE_HOME: state,
     });
     assert.equal(result.code, 0, result.stderr);
@@ -144,7 +144,7 @@ Deno.test("the default lock folder is the user's private state folder, not the s
 
 /** The CLI's settings error for `path`, with nothing contacted. */
 const refusedSettings = async (world: World, path: string) => {
-  const result = await runCli(["--settings", path, "--all"], {
+  const result = await runInProcess(["--settings", path, "--all"], {
     env: world.env,
   });
   assert.equal(result.code, 2, result.stderr);
@@ -216,7 +216,7 @@ Deno.test("an exclusion file that is a folder is a settings error too; a readabl
       world.settingsPath,
       JSON.stringify({ ...settings, exclude: { file: world.dir } }),
     );
-    const refused = await world.run(["--all"]);
+    const refused = await world.engine(["--all"]);
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(
       refused.stderr,
@@ -230,7 +230,7 @@ Deno.test("an exclusion file that is a folder is a settings error too; a readabl
       world.settingsPath,
       JSON.stringify({ ...settings, exclude: { file: list } }),
     );
-    const ran = await world.run(["--all"]);
+    const ran = await world.engine(["--all"]);
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal((await lastLog(world)).rows[0]?.status, "EXCLUDED");
   });
@@ -238,7 +238,7 @@ Deno.test("an exclusion file that is a folder is a settings error too; a readabl
 
 Deno.test("revert refuses a log that is not a regular file", async () => {
   await smallWorld({}, async (world) => {
-    const result = await world.run(["revert", world.dir]);
+    const result = await world.engine(["revert", world.dir]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /a directory, not a regular file/);
     assert.equal(world.discourse.requestCount(), 0);

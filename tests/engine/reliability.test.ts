@@ -61,7 +61,7 @@ const referenceRun = async (): Promise<Reference> => {
   if (reference) return reference;
   let found: Reference | undefined;
   await withWorld({}, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     const { rows } = await lastLog(world);
     found = { outcome: outcomeOf(rows), forum: forumState(world.discourse) };
@@ -153,7 +153,7 @@ for (const fault of transientFaults) {
     await withWorld({}, async (world) => {
       injectAll(world.discourse, fault.discourse ?? []);
       injectAll(world.moodle, fault.moodle ?? []);
-      const result = await world.run(["--all", "--apply"]);
+      const result = await world.engine(["--all", "--apply"]);
       assert.equal(result.code, 0, result.stderr + result.stdout);
       const rows = await checkRows(world, result.stdout);
       assert.deepEqual(outcomeOf(rows), expected.outcome);
@@ -217,7 +217,7 @@ for (const { name, fault, cause } of permanentFaults) {
     await withWorld({}, async (world) => {
       world.discourse.inject(fault);
       tally.permanentFaults++;
-      const result = await world.run(["--all", "--apply"]);
+      const result = await world.engine(["--all", "--apply"]);
       assert.equal(result.code, 1, result.stderr + result.stdout);
       const rows = await checkRows(world, result.stdout);
       const outcome = outcomeOf(rows);
@@ -250,7 +250,7 @@ Deno.test("transport failures for 3 users in a row stop the run (exit 3); the us
       count: 1000,
       path: /^\/u\/(email\.changer|bio\.filler|new\.person)[./]/,
     });
-    const result = await world.run(["--all", "--apply", "--concurrency", "1"]);
+    const result = await world.engine(["--all", "--apply", "--concurrency", "1"]);
     assert.equal(result.code, 3, result.stderr + result.stdout);
     assert.match(
       result.stdout,
@@ -280,7 +280,7 @@ Deno.test("429s past discourse.maxTotalRateLimitWaitSeconds stop the run (exit 3
       retryAfter: 3600,
       path: /^\/u\/loc\.changer[./]/,
     });
-    const result = await world.run(["--all", "--apply", "--concurrency", "1"]);
+    const result = await world.engine(["--all", "--apply", "--concurrency", "1"]);
     assert.equal(result.code, 3, result.stderr + result.stdout);
     assert.match(
       result.stdout,
@@ -309,7 +309,7 @@ Deno.test("an oversized Moodle answer is reported as one, against moodle.maxResp
     } as const satisfies Fault;
     const sent: Fault = { ...fault };
     world.moodle.inject(sent);
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 3, result.stderr + result.stdout);
     assert.match(
       result.stderr,
@@ -327,7 +327,7 @@ Deno.test("a Moodle exception aborts with exit 3 before any forum write", async 
       count: 1,
       errorcode: "sitemaintenance",
     }]);
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, /maintenance/);
     assert.equal(world.discourse.requests.length, 0);
@@ -475,7 +475,7 @@ Deno.test("kill -9 mid-run leaves a log that parses with every finished user; th
 
       // The lock file outlived the process, but not its lock.
       assert.equal(lockFiles(world).length, 1);
-      const next = await world.run(["--all", "--apply"]);
+      const next = await world.engine(["--all", "--apply"]);
       assert.equal(next.code, 0, next.stderr);
       assert.match(
         next.stderr,
@@ -534,7 +534,7 @@ Deno.test("two --apply runs against one forum: the second exits 3 naming the hol
         );
         assert.deepEqual(await auditLogs(otherDir), []);
 
-        const dryRun = await world.run(["--all"]);
+        const dryRun = await world.engine(["--all"]);
         assert.equal(dryRun.code, 0, dryRun.stderr);
       } finally {
         await Deno.remove(otherDir, { recursive: true });
@@ -542,7 +542,7 @@ Deno.test("two --apply runs against one forum: the second exits 3 naming the hol
       const done = await first.done;
       assert.equal(done.code, 0, done.stderr);
       assert.deepEqual(lockFiles(world), []);
-      const again = await world.run(["--all", "--apply"]);
+      const again = await world.engine(["--all", "--apply"]);
       assert.equal(again.code, 0, again.stderr);
       assert.doesNotMatch(again.stderr, /took over/);
     },

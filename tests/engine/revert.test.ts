@@ -13,7 +13,7 @@ import { acquireLock } from "../../src/lock.ts";
 import { startInTerminal } from "../support/terminal.ts";
 
 const applyLog = async (world: World) => {
-  const result = await world.run(["--all", "--apply"]);
+  const result = await world.engine(["--all", "--apply"]);
   assert.equal(result.code, 0, result.stderr);
   const logs = await auditLogs(world.dir);
   const path = logs.find((p) =>
@@ -39,7 +39,7 @@ Deno.test("apply, then revert: the forum is exactly as before, and the revert ha
     const successes = applied.filter((r) => r.status === "SUCCESS");
 
     const writesBefore = writes(world.discourse).length;
-    const dry = await world.run(["revert", log]);
+    const dry = await world.engine(["revert", log]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.equal(writes(world.discourse).length, writesBefore, "dry-run wrote");
     assert.match(dry.stdout, /would put back name, location, bio/);
@@ -49,7 +49,7 @@ Deno.test("apply, then revert: the forum is exactly as before, and the revert ha
     );
     assert.equal(dryLog.rows.length, successes.length);
 
-    const result = await world.run(["revert", log, "--apply"]);
+    const result = await world.engine(["revert", log, "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(forumState(world.discourse), before);
     // The sync's email change was never confirmed: nothing is mailed again.
@@ -87,9 +87,9 @@ Deno.test("apply, then revert: the forum is exactly as before, and the revert ha
     );
 
     // Reverting the revert replays the sync.
-    const redo = await world.run(["revert", revertLog.path, "--apply"]);
+    const redo = await world.engine(["revert", revertLog.path, "--apply"]);
     assert.equal(redo.code, 0, redo.stderr);
-    const again = await world.run(["--all", "--check"]);
+    const again = await world.engine(["--all", "--check"]);
     assert.equal(again.code, 0, again.stdout);
   });
 });
@@ -99,7 +99,7 @@ Deno.test("revert leaves alone every field changed since the sync, and says so",
     const log = await applyLog(world);
     const jose = world.discourse.userByUsername("jose.nunez")!;
     jose.name = "José N. (edited by José)";
-    const result = await world.run(["revert", log, "--apply"]);
+    const result = await world.engine(["revert", log, "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(jose.name, "José N. (edited by José)");
     assert.equal(jose.location ?? "", "");
@@ -119,7 +119,7 @@ Deno.test("an email change the user confirmed is asked back; the row says a conf
     // The user clicked the link.
     user.email = "new-address@uni.example";
     user.unconfirmed_emails = [];
-    const result = await world.run(["revert", log, "--apply"]);
+    const result = await world.engine(["revert", log, "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(world.discourse.emailChangeRequests.at(-1), {
       username: "email.changer",
@@ -134,30 +134,30 @@ Deno.test("an email change the user confirmed is asked back; the row says a conf
 
 Deno.test("revert refuses a dry-run log, a CSV that is not an audit log and a missing file, with exit 2 and nothing contacted", async () => {
   await withWorld({}, async (world) => {
-    const dry = await world.run(["--all"]);
+    const dry = await world.engine(["--all"]);
     assert.equal(dry.code, 0, dry.stderr);
     const { path: dryLog } = await lastLog(world);
     const requests = world.discourse.requests.length;
 
-    const refusedDry = await world.run(["revert", dryLog, "--apply"]);
+    const refusedDry = await world.engine(["revert", dryLog, "--apply"]);
     assert.equal(refusedDry.code, 2);
     assert.match(refusedDry.stderr, /dry-run.*nothing to put back/);
 
     const other = `${world.dir}/people.csv`;
     await Deno.writeTextFile(other, "name,email\nAna,ana@example.org\n");
-    const refusedOther = await world.run(["revert", other]);
+    const refusedOther = await world.engine(["revert", other]);
     assert.equal(refusedOther.code, 2);
     assert.match(refusedOther.stderr, /not an audit log/);
 
     const binary = `${world.dir}/garbage.csv`;
     await Deno.writeTextFile(binary, 'a,"b\n');
-    assert.equal((await world.run(["revert", binary])).code, 2);
+    assert.equal((await world.engine(["revert", binary])).code, 2);
 
-    const missing = await world.run(["revert", `${world.dir}/nope.csv`]);
+    const missing = await world.engine(["revert", `${world.dir}/nope.csv`]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot be read/);
 
-    assert.equal((await world.run(["revert"])).code, 2);
+    assert.equal((await world.engine(["revert"])).code, 2);
     assert.equal(world.discourse.requests.length, requests);
   });
 });
@@ -171,10 +171,10 @@ Deno.test("revert --apply takes the forum's lock; its dry-run does not", async (
       command: "another run",
     }));
     try {
-      const refused = await world.run(["revert", log, "--apply"]);
+      const refused = await world.engine(["revert", log, "--apply"]);
       assert.equal(refused.code, 3, refused.stderr);
       assert.match(refused.stderr, /another run/);
-      const dry = await world.run(["revert", log]);
+      const dry = await world.engine(["revert", log]);
       assert.equal(dry.code, 0, dry.stderr);
     } finally {
       held.release();
@@ -199,13 +199,13 @@ Deno.test("revert --apply refuses an edited log, a log without its MAC, and anot
     const sealed = await Deno.readTextFile(mac);
     const writesBefore = writes(world.discourse).length;
 
-    const otherEnv = await world.run(["revert", log, "--apply"], {
+    const otherEnv = await world.engine(["revert", log, "--apply"], {
       ENV: "staging",
     });
     assert.equal(otherEnv.code, 2, otherEnv.stderr);
     assert.match(otherEnv.stderr, /written for the forum .*\(env "test"\)/);
 
-    const otherForum = await world.run(["revert", log, "--apply"], {
+    const otherForum = await world.engine(["revert", log, "--apply"], {
       DISCOURSE_URL: world.discourse.url.replace("127.0.0.1", "localhost"),
     });
     assert.equal(otherForum.code, 2, otherForum.stderr);
@@ -214,24 +214,24 @@ Deno.test("revert --apply refuses an edited log, a log without its MAC, and anot
       /written for the forum http:\/\/127\.0\.0\.1/,
     );
 
-    const otherKey = await world.run(["revert", log, "--apply"], {
+    const otherKey = await world.engine(["revert", log, "--apply"], {
       DISCOURSE_API_KEY: "another-key-of-another-forum",
     });
     assert.equal(otherKey.code, 2, otherKey.stderr);
     assert.match(otherKey.stderr, /another Discourse API key/);
 
     await Deno.remove(mac);
-    const unsealed = await world.run(["revert", log, "--apply"]);
+    const unsealed = await world.engine(["revert", log, "--apply"]);
     assert.equal(unsealed.code, 2, unsealed.stderr);
     assert.match(unsealed.stderr, /no MAC file/);
     await Deno.writeTextFile(mac, sealed);
 
     await forgeLog(log);
-    const forged = await world.run(["revert", log, "--apply"]);
+    const forged = await world.engine(["revert", log, "--apply"]);
     assert.equal(forged.code, 2, forged.stderr);
     assert.match(forged.stderr, /not byte-for-byte what this tool wrote/);
     // The override needs a person at a terminal: never from a script.
-    const trusted = await world.run([
+    const trusted = await world.engine([
       "revert",
       log,
       "--apply",
@@ -240,7 +240,7 @@ Deno.test("revert --apply refuses an edited log, a log without its MAC, and anot
     assert.equal(trusted.code, 2, trusted.stderr);
     assert.match(trusted.stderr, /needs a terminal/);
     // A dry-run reads it, and says --apply will refuse it.
-    const dry = await world.run(["revert", log]);
+    const dry = await world.engine(["revert", log]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stderr, /revert --apply will refuse/);
 

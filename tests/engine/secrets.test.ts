@@ -1,7 +1,7 @@
 // Every error path, run with recognisable secrets: none of them may show up
 // on stdout, stderr or in any CSV, whether plain or URL-encoded.
 import assert from "node:assert/strict";
-import { auditLogs, type CliResult, runCli } from "../support/cli.ts";
+import { auditLogs, type CliResult, runInProcess } from "../support/cli.ts";
 import { makeScrubber } from "../../src/domain/secrets.ts";
 import { redirectTarget } from "../../src/http/guarded.ts";
 import { startHttpDouble } from "../doubles/http.ts";
@@ -294,7 +294,7 @@ for (const each of cases) {
       await each.setup?.(world);
       let args = each.args ?? ["--all", "--apply"];
       if (args[0] === "revert") {
-        const applied = await world.run(["--all", "--apply"]);
+        const applied = await world.engine(["--all", "--apply"]);
         assert.equal(applied.code, 0, applied.stderr);
         const [log] = await auditLogs(world.dir);
         // A dry-run: --apply would refuse the log (its MAC is keyed by the
@@ -303,7 +303,7 @@ for (const each of cases) {
       } else if (!args.includes("--apply")) {
         args = [...args, "--all", "--apply"];
       }
-      const result = await world.run(args, each.env);
+      const result = await world.engine(args, each.env);
       assert.equal(result.code, each.code, result.stderr + result.stdout);
       assert.match(result.stdout + result.stderr, each.says);
       await assertNoSecrets(each.name, result, world.dir);
@@ -384,7 +384,7 @@ for (const each of badSettings) {
       const path = `${dir}/settings.json`;
       await Deno.writeTextFile(path, each.text);
       await Deno.chmod(path, 0o600);
-      const result = await runCli(["--settings", path, "--log-level", "debug"]);
+      const result = await runInProcess(["--settings", path, "--log-level", "debug"]);
       assert.equal(result.code, 2, result.stderr + result.stdout);
       assert.match(result.stderr, /settings\.json/);
       await assertNoSecrets(each.name, result, dir);
@@ -402,7 +402,7 @@ Deno.test("a settings file other users can read draws a warning (and no secret)"
       `"token": ${JSON.stringify(moodleSecret)}`,
     );
     await Deno.writeTextFile(world.settingsPath, text);
-    const result = await world.run(["--all"]);
+    const result = await world.engine(["--all"]);
     assert.match(result.stderr, /chmod 600/);
     await assertNoSecrets("readable settings", result, world.dir);
   });
@@ -440,7 +440,7 @@ for (const status of [301, 302, 307, 308] as const) {
           status,
           location: `${elsewhere.origin}/u/stolen.json`,
         });
-        const result = await world.run(["--all", "--apply"]);
+        const result = await world.engine(["--all", "--apply"]);
         assert.equal(result.code, 3, result.stderr + result.stdout);
         const said = result.stdout + result.stderr;
         assert.match(
@@ -473,7 +473,7 @@ Deno.test("no secret leaves: Moodle answering 307 to another origin stops the ru
         status: 307,
         location: `${elsewhere.origin}/webservice/rest/server.php`,
       });
-      const result = await world.run(["--all", "--apply"]);
+      const result = await world.engine(["--all", "--apply"]);
       assert.equal(result.code, 3, result.stderr + result.stdout);
       assert.match(
         result.stderr,
@@ -499,7 +499,7 @@ Deno.test("a same-origin redirect is followed; one that loops stops the run afte
       location: `${path}?skip_track_visit=true`,
       path: /^\/u\/margherita_cospe\.json$/,
     });
-    const followed = await world.run(["--all"]);
+    const followed = await world.engine(["--all"]);
     assert.equal(followed.code, 0, followed.stderr + followed.stdout);
     assert.equal(
       world.discourse.requests.filter((r) => r.path === path).length,
@@ -514,7 +514,7 @@ Deno.test("a same-origin redirect is followed; one that loops stops the run afte
       location: `${world.discourse.url}${path}?skip_track_visit=true`,
       path: /^\/u\/margherita_cospe\.json$/,
     });
-    const looped = await world.run(["--all"]);
+    const looped = await world.engine(["--all"]);
     assert.equal(looped.code, 3, looped.stderr + looped.stdout);
     assert.match(
       looped.stdout + looped.stderr,

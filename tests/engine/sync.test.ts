@@ -40,7 +40,7 @@ Deno.test("field policies: fill-empty only fills, off never writes, overwrite re
       },
     },
   }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     const ada = world.discourse.userByUsername("ada");
     assert.equal(ada?.name, "Ada L."); // not empty: kept
@@ -70,7 +70,7 @@ Deno.test("a site with names disabled: the name is skipped with the reason, the 
     forumUsers: [system, discourseUser(2, "bea", { name: "B" })],
     discourse: { site: { enableNames: false } },
   }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     const [put] = profilePuts(world);
     assert.deepEqual(Object.keys(JSON.parse(put.body)), ["location"]);
@@ -104,7 +104,7 @@ Deno.test("--force-recreate re-sends every enabled field of existing users and v
   await withWorld(
     { moodleUsers: moodle, forumUsers: forum },
     async (world) => {
-      const plain = await world.run(["--all", "--apply"]);
+      const plain = await world.engine(["--all", "--apply"]);
       assert.equal(plain.code, 0, plain.stderr);
       assert.equal(profilePuts(world).length, 0);
       assert.equal(
@@ -112,7 +112,7 @@ Deno.test("--force-recreate re-sends every enabled field of existing users and v
         "EXISTS",
       );
 
-      const forced = await world.run(["--all", "--apply", "--force-recreate"]);
+      const forced = await world.engine(["--all", "--apply", "--force-recreate"]);
       assert.equal(forced.code, 0, forced.stderr);
       // Re-sent values are shown as such, not as a change to themselves.
       assert.match(
@@ -159,7 +159,7 @@ Deno.test("country names in the configured language, and an exclusion file", asy
         exclude: { usernames: [], file: exclusionFile },
       },
     }, async (world) => {
-      const result = await world.run(["--all", "--apply"]);
+      const result = await world.engine(["--all", "--apply"]);
       assert.equal(result.code, 0, result.stderr);
       assert.equal(
         world.discourse.userByUsername("elena")?.location,
@@ -182,7 +182,7 @@ Deno.test("a missing exclusion file is a settings error before anything is conta
     forumUsers: [system, discourseUser(2, "fabio", {})],
     settings: { exclude: { file: missing } },
   }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(
       result.stderr,
@@ -210,7 +210,7 @@ Deno.test("a value Discourse would refuse is caught before sending, for that use
       discourseUser(3, "hugo", {}),
     ],
   }, async (world) => {
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 1);
     const rows = byMoodleId((await lastLog(world)).rows);
     assert.equal(rows.get(2)?.action, "ERROR");
