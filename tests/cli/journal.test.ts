@@ -91,7 +91,7 @@ Deno.test("kill -9 with a write on the wire: its intent was on disk first, and t
     );
     const landed = world.discourse.userByUsername("bio.filler")!.bio_raw;
 
-    const next = await world.run(["--all", "--apply"]);
+    const next = await world.engine(["--all", "--apply"]);
     assert.equal(next.code, 0, next.stderr);
     assert.match(next.stderr, /bio\.filler UPDATE\/SUCCESS: recovered from/);
     const { path, rows } = await newestLog(world.dir);
@@ -109,16 +109,16 @@ Deno.test("kill -9 with a write on the wire: its intent was on disk first, and t
 
     // The killed run's log still verifies up to its last row, even with a
     // row cut in half after it; the recovered row can be undone like any other.
-    const dry = await world.run(["revert", killed.path]);
+    const dry = await world.engine(["revert", killed.path]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.doesNotMatch(dry.stderr, /will refuse/);
     await Deno.writeTextFile(killed.path, '2026-12-01T02:00:00,"half a r', {
       append: true,
     });
-    const cut = await world.run(["revert", killed.path]);
+    const cut = await world.engine(["revert", killed.path]);
     assert.equal(cut.code, 0, cut.stderr);
     assert.match(cut.stderr, /appended after its last MAC/);
-    const undo = await world.run(["revert", path, "--apply"]);
+    const undo = await world.engine(["revert", path, "--apply"]);
     assert.equal(undo.code, 0, undo.stderr);
     assert.equal(
       world.discourse.userByUsername("bio.filler")!.bio_raw ?? "",
@@ -131,7 +131,7 @@ Deno.test("kill -9 before the held write lands: the next run finds it never arri
   await withWorld({ settings: patient }, async (world) => {
     // Held far longer than the test: it never lands while the test runs.
     await killWhileWriting(world, 120_000);
-    const next = await world.run(["--all", "--apply"]);
+    const next = await world.engine(["--all", "--apply"]);
     assert.equal(next.code, 0, next.stderr);
     const { rows } = await newestLog(world.dir);
     const [recovered, ...own] = rows;
@@ -153,7 +153,7 @@ Deno.test("when the next --apply run is a revert, it too logs the unfinished wri
       () =>
         (world.discourse.userByUsername("bio.filler")?.bio_raw ?? "") !== "",
     );
-    const revert = await world.run(["revert", killed.path, "--apply"]);
+    const revert = await world.engine(["revert", killed.path, "--apply"]);
     assert.equal(revert.code, 0, revert.stderr);
     const { rows } = await newestLog(world.dir);
     const [recovered, ...reverted] = rows;
@@ -176,7 +176,7 @@ Deno.test("profile written, email change refused: the row lists the fields writt
       status: 500,
       path: /^\/u\/all\.fields\/preferences\/email\.json$/,
     });
-    const result = await world.run(["--all", "--apply"]);
+    const result = await world.engine(["--all", "--apply"]);
     assert.equal(result.code, 1, result.stderr);
     const { path, rows } = await newestLog(world.dir);
     const row = rows.find((r) => r.normalized_username === "all.fields")!;
@@ -191,7 +191,7 @@ Deno.test("profile written, email change refused: the row lists the fields writt
     const user = world.discourse.userByUsername("all.fields")!;
     assert.equal(user.name, "All Fields");
 
-    const undo = await world.run(["revert", path, "--apply"]);
+    const undo = await world.engine(["revert", path, "--apply"]);
     assert.equal(undo.code, 0, undo.stderr);
     assert.equal(user.name, "Some Fields");
     assert.equal(user.location, "Guayaquil");
@@ -248,7 +248,7 @@ Deno.test({
           const filler = `${logDir}/filler`;
           await Deno.writeFile(filler, new Uint8Array((16 - freePages) * page));
           // One user at a time: each fill level fails at the same point.
-          const result = await world.run([
+          const result = await world.engine([
             "--all",
             "--apply",
             "--concurrency",
@@ -295,7 +295,7 @@ Deno.test({
             await Deno.remove(filler);
           }
           // Room again: the next run recovers what the first could not log.
-          const next = await world.run([
+          const next = await world.engine([
             "--all",
             "--apply",
             "--log-dir",
@@ -355,7 +355,7 @@ Deno.test("a second signal drops users whose write is not sent, finishes the row
   const expected = await (async () => {
     let forum: ReturnType<typeof forumState> = [];
     await withWorld({}, async (world) => {
-      assert.equal((await world.run(["--all", "--apply"])).code, 0);
+      assert.equal((await world.engine(["--all", "--apply"])).code, 0);
       forum = forumState(world.discourse);
     });
     return new Map(forum.map((u) => [u.username, u]));
@@ -399,7 +399,7 @@ Deno.test("a second signal drops users whose write is not sent, finishes the row
     // The lock went with the run, second signal and all: the next run takes
     // it as a free lock, not over a dead holder.
     assert.equal(result.code, 130, result.stderr);
-    const next = await world.run(["--all", "--apply"]);
+    const next = await world.engine(["--all", "--apply"]);
     assert.equal(next.code, 0, next.stderr);
     assert.doesNotMatch(next.stderr, /took over the lock/);
   });

@@ -111,7 +111,11 @@ Deno.test("--check: a missing user is drift only with --create-missing, whose re
     const plain = await world.engine(["--check", "--all"]);
     assert.equal(plain.code, 0, plain.stdout);
     assert.match(plain.stdout, /1 user not in the forum/);
-    const creating = await world.engine(["--check", "--all", "--create-missing"]);
+    const creating = await world.engine([
+      "--check",
+      "--all",
+      "--create-missing",
+    ]);
     assert.equal(creating.code, 4, creating.stdout + creating.stderr);
     assert.match(creating.stdout, /1 user would change/);
     assert.equal(writes(world).length, 0);

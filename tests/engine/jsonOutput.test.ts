@@ -30,7 +30,12 @@ Deno.test("--json --log-level debug: the debug lines go to stderr, stdout stays 
   await withSmallWorld(async (world) => {
     // A retried 502 is what the client logs at debug level.
     world.discourse.inject({ kind: "5xx", count: 1, path: /^\/u\/ana\.json$/ });
-    const result = await world.engine(["--all", "--json", "--log-level", "debug"]);
+    const result = await world.engine([
+      "--all",
+      "--json",
+      "--log-level",
+      "debug",
+    ]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /level=DEBUG/);
     const lines = jsonLines(result.stdout);
@@ -130,7 +135,12 @@ Deno.test("revert --json: one object a row with the log's columns, then a summar
       assert.ok(key in (sync ?? {}) && key in summary!, key);
     }
 
-    const applyRevert = await world.engine(["revert", log, "--apply", "--json"]);
+    const applyRevert = await world.engine([
+      "revert",
+      log,
+      "--apply",
+      "--json",
+    ]);
     assert.equal(applyRevert.code, 0, applyRevert.stderr);
     const done = jsonLines(applyRevert.stdout);
     assert.deepEqual(done.slice(0, -1).map((r) => r.status), [

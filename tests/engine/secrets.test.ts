@@ -384,7 +384,12 @@ for (const each of badSettings) {
       const path = `${dir}/settings.json`;
       await Deno.writeTextFile(path, each.text);
       await Deno.chmod(path, 0o600);
-      const result = await runInProcess(["--settings", path, "--log-level", "debug"]);
+      const result = await runInProcess([
+        "--settings",
+        path,
+        "--log-level",
+        "debug",
+      ]);
       assert.equal(result.code, 2, result.stderr + result.stdout);
       assert.match(result.stderr, /settings\.json/);
       await assertNoSecrets(each.name, result, dir);

@@ -112,7 +112,11 @@ Deno.test("--force-recreate re-sends every enabled field of existing users and v
         "EXISTS",
       );
 
-      const forced = await world.engine(["--all", "--apply", "--force-recreate"]);
+      const forced = await world.engine([
+        "--all",
+        "--apply",
+        "--force-recreate",
+      ]);
       assert.equal(forced.code, 0, forced.stderr);
       // Re-sent values are shown as such, not as a change to themselves.
       assert.match(

@@ -7,7 +7,7 @@ import type {
   DiscourseScenarioUser,
   FakeDiscourse,
 } from "../doubles/fakeDiscourse.ts";
-import { type LogRow, spawnCli, type Spawned } from "./cli.ts";
+import { type LogRow, spawnCli, type Spawned } from "./world.ts";
 import {
   lastLog,
   withWorld as withSharedWorld,
@@ -204,6 +204,60 @@ export const oneRowPerUser = (rows: ReadonlyArray<LogRow>) => {
 /** Writes (anything but GET) the forum received. */
 export const writes = (discourse: FakeDiscourse) =>
   discourse.requests.filter((r) => r.method !== "GET");
+
+/** Lock files left in the world's lock folder (none before the first run). */
+export const lockFiles = (world: World): string[] => {
+  try {
+    return [...Deno.readDirSync(world.lockDir)].map((entry) => entry.name);
+  } catch {
+    return [];
+  }
+};
+
+/** Every outcome of a fault-free --apply run: the reference for the others. */
+interface Reference {
+  readonly outcome: ReadonlyMap<number, string>;
+  readonly forum: ReturnType<typeof forumState>;
+}
+
+let reference: Reference | undefined;
+
+export const outcomeOf = (rows: ReadonlyArray<Record<string, string>>) =>
+  new Map(
+    [...oneRowPerUser(rows)].map((
+      [id, row],
+    ) => [id, `${row.action}/${row.status}`]),
+  );
+
+export const referenceRun = async (): Promise<Reference> => {
+  if (reference) return reference;
+  let found: Reference | undefined;
+  await withWorld({}, async (world) => {
+    const result = await world.engine(["--all", "--apply"]);
+    assert.equal(result.code, 0, result.stderr);
+    const { rows } = await lastLog(world);
+    found = { outcome: outcomeOf(rows), forum: forumState(world.discourse) };
+  });
+  reference = found!;
+  return reference;
+};
+
+/**
+ * The newest log holds exactly one row for each user the run says it
+ * considered: no row lost, none twice.
+ */
+export const rowsOfEveryUserConsidered = async (
+  world: World,
+  stdout: string,
+) => {
+  const { rows } = await lastLog(world);
+  const considered = Number(
+    /(\d+) users? considered/.exec(stdout)?.[1] ?? Number.NaN,
+  );
+  assert.equal(rows.length, considered, "one row per user considered");
+  oneRowPerUser(rows);
+  return rows;
+};
 
 /** Polls until `check` holds; fails after `timeoutMs`. */
 export const waitUntil = async (
