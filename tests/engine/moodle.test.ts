@@ -23,6 +23,7 @@ import {
   type MoodleScenario,
   startFakeMoodle,
 } from "../doubles/fakeMoodle.ts";
+import type { Fault } from "../doubles/http.ts";
 
 const TOKEN = "6f1ed002ab5595859014ebf0951522d9";
 
@@ -308,14 +309,44 @@ Deno.test("HTTP 403 with an empty body means web services are disabled", async (
   });
 });
 
-Deno.test("a 5xx is retried, then the call succeeds", async () => {
-  await withFake({}, async (fake) => {
-    fake.inject({ kind: "5xx", count: 2, status: 503 });
-    const { records } = succeeded(await run(fake, allUsers));
-    assert.equal(records.length, users.length);
-    assert.equal(fake.requests.length, 3);
+/** Transient faults the client rides out: one table, a test each. */
+const recoveredFaults: ReadonlyArray<{
+  readonly name: string;
+  readonly fault: Fault;
+  readonly options?: Partial<MoodleClientOptions>;
+  /** The first try and each retry. */
+  readonly requests: number;
+}> = [
+  {
+    name: "a 5xx is retried, then the call succeeds",
+    fault: { kind: "5xx", count: 2, status: 503 },
+    requests: 3,
+  },
+  {
+    name: "a dropped connection is retried",
+    fault: { kind: "drop-connection", count: 1 },
+    requests: 2,
+  },
+  {
+    name: "a slow answer times out and is retried",
+    fault: { kind: "slow", count: 1, delayMs: 1_000 },
+    options: { ...fastOptions, timeout: "150 millis" },
+    requests: 2,
+  },
+];
+
+for (const each of recoveredFaults) {
+  Deno.test(each.name, async () => {
+    await withFake({}, async (fake) => {
+      fake.inject(each.fault);
+      const { records } = succeeded(
+        await run(fake, allUsers, each.options),
+      );
+      assert.equal(records.length, users.length);
+      assert.equal(fake.requests.length, each.requests);
+    });
   });
-});
+}
 
 Deno.test("a 5xx that persists fails after the allowed retries", async () => {
   await withFake({}, async (fake) => {
@@ -327,24 +358,6 @@ Deno.test("a 5xx that persists fails after the allowed retries", async () => {
     assert.match(error.message, /3 attempts/);
     assert.equal(fake.requests.length, 3);
     assert.ok(!errorTexts(error).includes(TOKEN));
-  });
-});
-
-Deno.test("a dropped connection is retried", async () => {
-  await withFake({}, async (fake) => {
-    fake.inject({ kind: "drop-connection", count: 1 });
-    succeeded(await run(fake, allUsers));
-    assert.equal(fake.requests.length, 2);
-  });
-});
-
-Deno.test("a slow answer times out and is retried", async () => {
-  await withFake({}, async (fake) => {
-    fake.inject({ kind: "slow", count: 1, delayMs: 1_000 });
-    succeeded(
-      await run(fake, allUsers, { ...fastOptions, timeout: "150 millis" }),
-    );
-    assert.equal(fake.requests.length, 2);
   });
 });
 
@@ -437,49 +450,53 @@ Deno.test("warnings from Moodle are returned with the users", async () => {
   assert.equal(validUser(result.records[0]).username, "admin");
 });
 
-Deno.test("an HTML page instead of JSON points at the endpoint", async () => {
-  const error = failedWith(
-    await runWith(
-      settingsFor(cannedEndpoint),
-      cannedClient(
-        200,
-        "<!DOCTYPE html><html><body>Log in to the site</body></html>",
-        "text/html",
+/** Answers that are not Moodle's, and what the operator is told. */
+const foreignAnswers: ReadonlyArray<{
+  readonly name: string;
+  readonly status: number;
+  readonly body: string;
+  readonly contentType?: string;
+  readonly tag: MoodleError["_tag"];
+  readonly says: ReadonlyArray<RegExp>;
+}> = [
+  {
+    name: "an HTML page instead of JSON points at the endpoint",
+    status: 200,
+    body: "<!DOCTYPE html><html><body>Log in to the site</body></html>",
+    contentType: "text/html",
+    tag: "MoodleDecodeError",
+    says: [/HTML/, /moodle\.endpoint/, /moodle\.example\.edu/],
+  },
+  {
+    name: "a 404 says the endpoint is probably wrong",
+    status: 404,
+    body: "Not found",
+    contentType: "text/plain",
+    tag: "MoodleHttpError",
+    says: [/HTTP 404/, /moodle\.endpoint/],
+  },
+  {
+    name: "a reply of the wrong shape is a decode error",
+    status: 200,
+    body: JSON.stringify({ users: "none" }),
+    tag: "MoodleDecodeError",
+    says: [/core_user_get_users/, /users/],
+  },
+];
+
+for (const each of foreignAnswers) {
+  Deno.test(each.name, async () => {
+    const error = failedWith(
+      await runWith(
+        settingsFor(cannedEndpoint),
+        cannedClient(each.status, each.body, each.contentType),
+        allUsers,
       ),
-      allUsers,
-    ),
-    "MoodleDecodeError",
-  );
-  assert.match(error.message, /HTML/);
-  assert.match(error.message, /moodle\.endpoint/);
-  assert.match(error.message, /moodle\.example\.edu/);
-});
-
-Deno.test("a 404 says the endpoint is probably wrong", async () => {
-  const error = failedWith(
-    await runWith(
-      settingsFor(cannedEndpoint),
-      cannedClient(404, "Not found", "text/plain"),
-      allUsers,
-    ),
-    "MoodleHttpError",
-  );
-  assert.match(error.message, /HTTP 404/);
-  assert.match(error.message, /moodle\.endpoint/);
-});
-
-Deno.test("a reply of the wrong shape is a decode error", async () => {
-  const error = failedWith(
-    await runWith(
-      settingsFor(cannedEndpoint),
-      cannedClient(200, JSON.stringify({ users: "none" })),
-      allUsers,
-    ),
-    "MoodleDecodeError",
-  );
-  assert.match(error.message, /core_user_get_users/);
-  assert.match(error.message, /users/);
-});
+      each.tag,
+    );
+    for (const words of each.says) assert.match(error.message, words);
+  });
+}
 
 Deno.test("an exception that echoes the token does not leak it", async () => {
   const error = failedWith(
