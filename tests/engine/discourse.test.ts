@@ -44,6 +44,7 @@ import {
   type FakeDiscourse,
   startFakeDiscourse,
 } from "../doubles/fakeDiscourse.ts";
+import type { Fault } from "../doubles/http.ts";
 
 const apiKey = "SECRET-KEY-7f3a9c1e5b2d4a6f8e0c";
 const wrongKey = "WRONG-SECRET-d41d8cd98f00b204e980";
@@ -583,15 +584,85 @@ Deno.test("a server echoing the key back never gets it into an error", async () 
 
 // ---------------------------------------------------------------- retries
 
-test("5xx answers are retried, then succeed", {}, async (fake) => {
-  fake.inject({ kind: "5xx", count: 3, status: 502 });
-  const user = await runWith(
-    fake,
-    Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("alice")),
-  );
-  assert.ok(Option.isSome(user));
-  assert.equal(requestsTo(fake, "/u/alice.json").length, 4);
-});
+/**
+ * Faults a read rides out: each is retried (or waited out) and the read
+ * succeeds; `requests` counts the first try and every retry.
+ */
+const riddenOut: ReadonlyArray<{
+  readonly name: string;
+  readonly fault: Fault;
+  readonly read: "user" | "emails";
+  readonly requests: number;
+  readonly tuning?: Partial<DiscourseOptions>;
+}> = [
+  {
+    name: "5xx answers are retried, then succeed",
+    fault: { kind: "5xx", count: 3, status: 502 },
+    read: "user",
+    requests: 4,
+  },
+  {
+    name: "dropped connections are retried, then succeed",
+    fault: { kind: "drop-connection", count: 2 },
+    read: "emails",
+    requests: 3,
+  },
+  {
+    name: "a slow answer times out, is retried, and the retry succeeds",
+    fault: { kind: "slow", count: 1, delayMs: 1500 },
+    read: "user",
+    requests: 2,
+    tuning: { requestTimeout: Duration.millis(150) },
+  },
+  {
+    name: "one malformed JSON answer is survived by the retry",
+    fault: { kind: "malformed-json", count: 1 },
+    read: "emails",
+    requests: 2,
+  },
+  {
+    name: "JSON 429 bursts are waited out and retried",
+    fault: { kind: "429-json", count: 3, retryAfter: 1 },
+    read: "user",
+    requests: 4,
+  },
+  {
+    name: "plain-text 429s are waited out and retried",
+    fault: { kind: "429-text", count: 2, retryAfter: 1 },
+    read: "emails",
+    requests: 3,
+  },
+];
+
+for (const each of riddenOut) {
+  test(each.name, {}, async (fake) => {
+    fake.inject(each.fault);
+    const options = { tuning: each.tuning };
+    if (each.read === "user") {
+      const user = await runWith(
+        fake,
+        Effect.flatMap(
+          Discourse,
+          (discourse) => discourse.userByUsername("alice"),
+        ),
+        options,
+      );
+      assert.ok(Option.isSome(user));
+      assert.equal(requestsTo(fake, "/u/alice.json").length, each.requests);
+    } else {
+      const emails = await runWith(
+        fake,
+        Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
+        options,
+      );
+      assert.equal(emails.email, "alice@example.org");
+      assert.equal(
+        requestsTo(fake, "/u/alice/emails.json").length,
+        each.requests,
+      );
+    }
+  });
+}
 
 test(
   "persistent 5xx stops after maxFailureRetries + 1 attempts",
@@ -617,16 +688,6 @@ test(
   },
 );
 
-test("dropped connections are retried, then succeed", {}, async (fake) => {
-  fake.inject({ kind: "drop-connection", count: 2 });
-  const emails = await runWith(
-    fake,
-    Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
-  );
-  assert.equal(emails.email, "alice@example.org");
-  assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
-});
-
 test(
   "connections that keep dropping end in DiscourseTransportError",
   {},
@@ -642,24 +703,6 @@ test(
     assert.match(error.message, /discourse\.url/);
     assertNoSecret(error);
     assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
-  },
-);
-
-test(
-  "a slow answer times out, is retried, and the retry succeeds",
-  {},
-  async (fake) => {
-    fake.inject({ kind: "slow", count: 1, delayMs: 1500 });
-    const user = await runWith(
-      fake,
-      Effect.flatMap(
-        Discourse,
-        (discourse) => discourse.userByUsername("alice"),
-      ),
-      { tuning: { requestTimeout: Duration.millis(150) } },
-    );
-    assert.ok(Option.isSome(user));
-    assert.equal(requestsTo(fake, "/u/alice.json").length, 2);
   },
 );
 
@@ -708,36 +751,7 @@ test(
   },
 );
 
-test("one malformed JSON answer is survived by the retry", {}, async (fake) => {
-  fake.inject({ kind: "malformed-json", count: 1 });
-  const emails = await runWith(
-    fake,
-    Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
-  );
-  assert.equal(emails.email, "alice@example.org");
-});
-
 // ---------------------------------------------------------------- 429s
-
-test("JSON 429 bursts are waited out and retried", {}, async (fake) => {
-  fake.inject({ kind: "429-json", count: 3, retryAfter: 1 });
-  const user = await runWith(
-    fake,
-    Effect.flatMap(Discourse, (discourse) => discourse.userByUsername("alice")),
-  );
-  assert.ok(Option.isSome(user));
-  assert.equal(requestsTo(fake, "/u/alice.json").length, 4);
-});
-
-test("plain-text 429s are waited out and retried", {}, async (fake) => {
-  fake.inject({ kind: "429-text", count: 2, retryAfter: 1 });
-  const emails = await runWith(
-    fake,
-    Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
-  );
-  assert.equal(emails.email, "alice@example.org");
-  assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
-});
 
 test(
   "429s past maxRateLimitRetries end in DiscourseRateLimited",
