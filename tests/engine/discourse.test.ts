@@ -591,7 +591,7 @@ Deno.test("a server echoing the key back never gets it into an error", async () 
 const riddenOut: ReadonlyArray<{
   readonly name: string;
   readonly fault: Fault;
-  readonly read: "user" | "emails";
+  readonly read: keyof typeof reads;
   readonly requests: number;
   readonly tuning?: Partial<DiscourseOptions>;
 }> = [
@@ -634,145 +634,129 @@ const riddenOut: ReadonlyArray<{
   },
 ];
 
+const readUser = Effect.flatMap(
+  Discourse,
+  (discourse) => discourse.userByUsername("alice"),
+);
+const readEmails = Effect.flatMap(
+  Discourse,
+  (discourse) => discourse.emails("alice"),
+);
+
+/** The reads the fault tables make: the route each asks for, its success. */
+const reads = {
+  user: {
+    path: "/u/alice.json",
+    fails: (fake: FakeDiscourse, options: RunOptions) =>
+      failureOf(fake, readUser, options),
+    succeeds: async (fake: FakeDiscourse, options: RunOptions) =>
+      assert.ok(Option.isSome(await runWith(fake, readUser, options))),
+  },
+  emails: {
+    path: "/u/alice/emails.json",
+    fails: (fake: FakeDiscourse, options: RunOptions) =>
+      failureOf(fake, readEmails, options),
+    succeeds: async (fake: FakeDiscourse, options: RunOptions) =>
+      assert.equal(
+        (await runWith(fake, readEmails, options)).email,
+        "alice@example.org",
+      ),
+  },
+} as const;
+
 for (const each of riddenOut) {
   test(each.name, {}, async (fake) => {
     fake.inject(each.fault);
-    const options = { tuning: each.tuning };
-    if (each.read === "user") {
-      const user = await runWith(
-        fake,
-        Effect.flatMap(
-          Discourse,
-          (discourse) => discourse.userByUsername("alice"),
-        ),
-        options,
-      );
-      assert.ok(Option.isSome(user));
-      assert.equal(requestsTo(fake, "/u/alice.json").length, each.requests);
-    } else {
-      const emails = await runWith(
-        fake,
-        Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
-        options,
-      );
-      assert.equal(emails.email, "alice@example.org");
-      assert.equal(
-        requestsTo(fake, "/u/alice/emails.json").length,
-        each.requests,
-      );
-    }
+    const read = reads[each.read];
+    await read.succeeds(fake, { tuning: each.tuning });
+    assert.equal(requestsTo(fake, read.path).length, each.requests);
   });
 }
 
-test(
-  "persistent 5xx stops after maxFailureRetries + 1 attempts",
-  {},
-  async (fake) => {
-    fake.inject({ kind: "5xx", count: 100, status: 503 });
-    const error = await failureOf(
-      fake,
-      Effect.flatMap(
-        Discourse,
-        (discourse) => discourse.userByUsername("alice"),
-      ),
-      { tuning: { maxFailureRetries: 3 } },
-    );
-    assert.equal(error._tag, "DiscourseServerError");
-    if (error._tag !== "DiscourseServerError") return;
-    assert.equal(error.status, 503);
-    assert.match(error.message, /alice/);
-    assert.match(error.message, /4 attempts/);
+/**
+ * Faults a read gives up on after its retries: the error's kind, the words
+ * that tell the operator why (the user always named, no secret), and every
+ * try counted.
+ */
+const givenUp: ReadonlyArray<{
+  readonly name: string;
+  readonly fault: Fault;
+  readonly read: keyof typeof reads;
+  readonly tuning?: Partial<DiscourseOptions>;
+  readonly tag: DiscourseError["_tag"];
+  readonly says: ReadonlyArray<RegExp>;
+  /** A server error's status, as the error carries it. */
+  readonly status?: number;
+  readonly requests: number;
+}> = [
+  {
+    name: "persistent 5xx stops after maxFailureRetries + 1 attempts",
+    fault: { kind: "5xx", count: 100, status: 503 },
+    read: "user",
+    tuning: { maxFailureRetries: 3 },
+    tag: "DiscourseServerError",
+    says: [/4 attempts/],
+    status: 503,
+    requests: 4,
+  },
+  {
+    name: "connections that keep dropping end in DiscourseTransportError",
+    fault: { kind: "drop-connection", count: 100 },
+    read: "emails",
+    tuning: { maxFailureRetries: 2 },
+    tag: "DiscourseTransportError",
+    says: [/discourse\.url/],
+    requests: 3,
+  },
+  {
+    name:
+      "answers slower than the timeout every time end in DiscourseTransportError",
+    fault: { kind: "slow", count: 2, delayMs: 1500 },
+    read: "user",
+    tuning: { requestTimeout: Duration.millis(150), maxFailureRetries: 1 },
+    tag: "DiscourseTransportError",
+    says: [/timed out/],
+    requests: 2,
+  },
+  {
+    name: "malformed JSON is retried once, then DiscourseDecodeError",
+    fault: { kind: "malformed-json", count: 5 },
+    read: "user",
+    tag: "DiscourseDecodeError",
+    says: [],
+    requests: 2,
+  },
+  {
+    name: "429s past maxRateLimitRetries end in DiscourseRateLimited",
+    fault: { kind: "429-json", count: 100, retryAfter: 1 },
+    read: "user",
+    tuning: { maxRateLimitRetries: 2 },
+    tag: "DiscourseRateLimited",
+    says: [/requestsPerMinute/],
+    requests: 3,
+  },
+];
+
+for (const each of givenUp) {
+  test(each.name, {}, async (fake) => {
+    fake.inject(each.fault);
+    const read = reads[each.read];
+    const error = await read.fails(fake, { tuning: each.tuning });
+    assert.equal(error._tag, each.tag, error.message);
+    if (each.status !== undefined) {
+      assert.ok(error._tag === "DiscourseServerError");
+      assert.equal(error.status, each.status);
+    }
+    for (const words of [/alice/, ...each.says]) {
+      assert.match(error.message, words);
+    }
     assert.ok(error.message.length < 800, "no whole error page in the message");
     assertNoSecret(error);
-    assert.equal(requestsTo(fake, "/u/alice.json").length, 4);
-  },
-);
-
-test(
-  "connections that keep dropping end in DiscourseTransportError",
-  {},
-  async (fake) => {
-    fake.inject({ kind: "drop-connection", count: 100 });
-    const error = await failureOf(
-      fake,
-      Effect.flatMap(Discourse, (discourse) => discourse.emails("alice")),
-      { tuning: { maxFailureRetries: 2 } },
-    );
-    assert.equal(error._tag, "DiscourseTransportError");
-    assert.match(error.message, /alice/);
-    assert.match(error.message, /discourse\.url/);
-    assertNoSecret(error);
-    assert.equal(requestsTo(fake, "/u/alice/emails.json").length, 3);
-  },
-);
-
-test(
-  "answers slower than the timeout every time end in DiscourseTransportError",
-  {},
-  async (fake) => {
-    fake.inject({ kind: "slow", count: 2, delayMs: 1500 });
-    const error = await failureOf(
-      fake,
-      Effect.flatMap(
-        Discourse,
-        (discourse) => discourse.userByUsername("alice"),
-      ),
-      {
-        tuning: {
-          requestTimeout: Duration.millis(150),
-          maxFailureRetries: 1,
-        },
-      },
-    );
-    assert.equal(error._tag, "DiscourseTransportError");
-    assert.match(error.message, /timed out/);
-    assert.match(error.message, /alice/);
-    assertNoSecret(error);
-    assert.equal(requestsTo(fake, "/u/alice.json").length, 2);
-  },
-);
-
-test(
-  "malformed JSON is retried once, then DiscourseDecodeError",
-  {},
-  async (fake) => {
-    fake.inject({ kind: "malformed-json", count: 5 });
-    const error = await failureOf(
-      fake,
-      Effect.flatMap(
-        Discourse,
-        (discourse) => discourse.userByUsername("alice"),
-      ),
-    );
-    assert.equal(error._tag, "DiscourseDecodeError");
-    assert.match(error.message, /alice/);
-    assertNoSecret(error);
-    assert.equal(requestsTo(fake, "/u/alice.json").length, 2);
-  },
-);
+    assert.equal(requestsTo(fake, read.path).length, each.requests);
+  });
+}
 
 // ---------------------------------------------------------------- 429s
-
-test(
-  "429s past maxRateLimitRetries end in DiscourseRateLimited",
-  {},
-  async (fake) => {
-    fake.inject({ kind: "429-json", count: 100, retryAfter: 1 });
-    const error = await failureOf(
-      fake,
-      Effect.flatMap(
-        Discourse,
-        (discourse) => discourse.userByUsername("alice"),
-      ),
-      { tuning: { maxRateLimitRetries: 2 } },
-    );
-    assert.equal(error._tag, "DiscourseRateLimited");
-    assert.match(error.message, /alice/);
-    assert.match(error.message, /requestsPerMinute/);
-    assertNoSecret(error);
-    assert.equal(requestsTo(fake, "/u/alice.json").length, 3);
-  },
-);
 
 test(
   "a 429 holds every fiber for its Retry-After, not only the one that got it",
