@@ -232,8 +232,10 @@ export const runInProcess = async (
     swap(process.stderr, "isTTY", false),
     swap(console, "log", out),
     swap(console, "info", out),
+    swap(console, "debug", out),
     swap(console, "error", err),
     swap(console, "warn", err),
+    swap(console, "trace", err),
   ];
   try {
     const code = await Effect.runPromise(program(args));
