@@ -13,7 +13,7 @@
 import { startFakeMoodle } from "./doubles/fakeMoodle.ts";
 import { startFakeDiscourse } from "./doubles/fakeDiscourse.ts";
 import { demoCases, demoScenario } from "./doubles/scenarios.ts";
-import { auditLogs, cliArgs, type LogRow, readLog } from "./support/cli.ts";
+import { auditLogs, cliArgs, type LogRow, readLog } from "./support/world.ts";
 import { syncedFields } from "../src/domain/fields.ts";
 import { pendingOf } from "../src/sync/outcome.ts";
 

@@ -12,7 +12,7 @@
  */
 import { startFakeMoodle } from "../doubles/fakeMoodle.ts";
 import { startFakeDiscourse } from "../doubles/fakeDiscourse.ts";
-import { auditLogs, readLog } from "../support/cli.ts";
+import { auditLogs, readLog } from "../support/world.ts";
 import {
   benchCredentials,
   benchSsoSecret,

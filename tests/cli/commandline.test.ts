@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { revertFlags, syncFlags } from "../../src/cli/args.ts";
-import { cliArgs, cliEnv, runCli } from "../support/cli.ts";
+import { cliArgs, cliEnv, runCli } from "../support/world.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 

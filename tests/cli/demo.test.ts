@@ -2,7 +2,7 @@
 // included, and says so; a demo that broke exits non-zero.
 import assert from "node:assert/strict";
 import { demoCases } from "../doubles/scenarios.ts";
-import type { LogRow } from "../support/cli.ts";
+import type { LogRow } from "../support/world.ts";
 import { demoVerdict } from "../demo.ts";
 
 const demoScript = new URL("../demo.ts", import.meta.url).pathname;

@@ -2,8 +2,7 @@
 // first, and no empty audit log is left to be mistaken for a run.
 import assert from "node:assert/strict";
 import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
-import { auditLogs } from "../support/cli.ts";
-import { lastLog, withWorld } from "../support/world.ts";
+import { auditLogs, lastLog, withWorld } from "../support/world.ts";
 
 const forum = [
   discourseUser(-1, "system", { admin: true }),

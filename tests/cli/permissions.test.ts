@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { denoRunFlags } from "../../src/permissions.ts";
-import { cliEnv, writeSettings } from "../support/cli.ts";
+import { cliEnv, writeSettings } from "../support/world.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const mainModule = `${root}src/main.ts`;

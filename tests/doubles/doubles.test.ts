@@ -16,7 +16,7 @@ import {
   notFound,
   withDiscourse,
   withMoodle,
-} from "../support/doubleClients.ts";
+} from "../support/world.ts";
 import {
   demoCases,
   demoCredentials,

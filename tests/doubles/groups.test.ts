@@ -28,7 +28,7 @@ import {
   notFound,
   withDiscourse,
   withMoodle,
-} from "../support/doubleClients.ts";
+} from "../support/world.ts";
 
 // ---------------------------------------------------------------------------
 // Discourse

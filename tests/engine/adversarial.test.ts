@@ -20,7 +20,7 @@ import {
   usernameFormatError,
 } from "../doubles/fakeDiscourse.ts";
 import type { RecordedRequest } from "../doubles/http.ts";
-import { auditLogs, readLog } from "../support/cli.ts";
+import { auditLogs, readLog } from "../support/world.ts";
 import {
   discourseKey,
   fastTuning,

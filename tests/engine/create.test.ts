@@ -34,11 +34,13 @@ import {
   moodleUser,
   withGuest,
 } from "../doubles/scenarios.ts";
-import { auditLogs, readLog, runInProcess } from "../support/cli.ts";
 import {
+  auditLogs,
   byMoodleId,
   forumState,
   lastLog,
+  readLog,
+  runInProcess,
   withWorld,
   type World,
   writes,

@@ -26,10 +26,12 @@ import {
   moodleUser,
   withGuest,
 } from "../doubles/scenarios.ts";
-import { auditLogs, readLog, runInProcess } from "../support/cli.ts";
 import {
+  auditLogs,
   byMoodleId,
   lastLog,
+  readLog,
+  runInProcess,
   withWorld,
   type World,
   writes,

@@ -2,8 +2,7 @@
 // and a run that fails still ends with a summary object saying why.
 import assert from "node:assert/strict";
 import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
-import { withWorld, type World } from "../support/world.ts";
-import { auditLogs } from "../support/cli.ts";
+import { auditLogs, withWorld, type World } from "../support/world.ts";
 import { auditColumns } from "../../src/audit/AuditLog.ts";
 
 const withSmallWorld = (body: (world: World) => Promise<void>) =>

@@ -6,8 +6,12 @@ import os from "node:os";
 import { Effect, Exit, Option } from "effect";
 import { acquireLock, defaultLockDir, lockPath } from "../../src/lock.ts";
 import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
-import { runInProcess } from "../support/cli.ts";
-import { lastLog, withWorld, type World } from "../support/world.ts";
+import {
+  lastLog,
+  runInProcess,
+  withWorld,
+  type World,
+} from "../support/world.ts";
 
 const forum = "https://forum.example.edu";
 

@@ -1,7 +1,7 @@
 // Every error path, run with recognisable secrets: none of them may show up
 // on stdout, stderr or in any CSV, whether plain or URL-encoded.
 import assert from "node:assert/strict";
-import { auditLogs, type CliResult, runInProcess } from "../support/cli.ts";
+import { auditLogs, type CliResult, runInProcess } from "../support/world.ts";
 import { makeScrubber } from "../../src/domain/secrets.ts";
 import { redirectTarget } from "../../src/http/guarded.ts";
 import { startHttpDouble } from "../doubles/http.ts";
