@@ -58,6 +58,8 @@ const layers: ReadonlyArray<
     paths: [
       "domain/",
       "config/Settings.ts",
+      // The groups block of the settings schema, beside the group code.
+      "groups/settings.ts",
       "suggest.ts",
       "parseProblems.ts",
       "permissions.ts",

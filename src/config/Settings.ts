@@ -1,14 +1,9 @@
 import { Context, Either, ParseResult, Schema } from "effect";
+import { expecting } from "../domain/expecting.ts";
 import { FieldPolicy } from "../domain/fields.ts";
+import { groupsSettingsFields } from "../groups/settings.ts";
 
-/**
- * The text of an annotated schema's failure becomes the "expected" half of a
- * problem line, so it is phrased for the operator, not the programmer.
- * `override` keeps inner messages (e.g. "Expected number") from winning.
- */
-export const expecting = (expected: string) => ({
-  message: () => ({ message: expected, override: true }),
-});
+export { expecting };
 
 const wholeNumber = (min: number) =>
   Schema.Int.pipe(Schema.greaterThanOrEqualTo(min)).annotations(
@@ -138,6 +133,7 @@ const Username = Schema.String.annotations(expecting("a username (a string)"));
 
 /** `settings.json`, as decoded; every default applied. */
 export const Settings = Schema.Struct({
+  ...groupsSettingsFields,
   env: Schema.optionalWith(
     text('a non-empty name such as "development" or "production"'),
     { default: () => "development" },

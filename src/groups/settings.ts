@@ -6,9 +6,9 @@
  * a 422, or worse, aim the sync at a group nobody meant it to manage.
  */
 import { Schema } from "effect";
-import { expecting } from "../config/Settings.ts";
+import { expecting } from "../domain/expecting.ts";
 import { defaultMaxRemovals } from "../domain/removals.ts";
-import { confusingSuffix } from "../sync/normalize.ts";
+import { confusingSuffix } from "../domain/usernames.ts";
 
 /**
  * Groups Discourse fills by itself: writing them is refused by the forum, and

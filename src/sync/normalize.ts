@@ -4,6 +4,7 @@
  * returns it unchanged. Modelled on Discourse's own UserNameSuggester so that
  * accounts created by DiscourseConnect get the same names.
  */
+import { confusingSuffix } from "../domain/usernames.ts";
 
 /** `settings.username`: Discourse's `min_username_length`/`max_username_length`. */
 export interface UsernameRules {
@@ -42,33 +43,6 @@ const reservedSet: ReadonlySet<string> = new Set(reservedUsernames);
  */
 export const isReservedUsername = (username: string): boolean =>
   reservedSet.has(username.trim().toLowerCase());
-
-/**
- * Endings Discourse forbids because a URL ending like a file would be served
- * as an asset instead of the profile page.
- */
-export const confusingSuffixes: ReadonlyArray<string> = [
-  "js",
-  "json",
-  "css",
-  "htm",
-  "html",
-  "xml",
-  "jpg",
-  "jpeg",
-  "png",
-  "gif",
-  "bmp",
-  "ico",
-  "tif",
-  "tiff",
-  "woff",
-];
-
-export const confusingSuffix = new RegExp(
-  `\\.(${confusingSuffixes.join("|")})$`,
-  "i",
-);
 
 /** Letters NFKD leaves alone because they are not "letter + accent". */
 const transliterations: Readonly<Record<string, string>> = {
