@@ -40,7 +40,7 @@ export const answerLimits = {
 
 /** One API call: what the operator reads in errors, and what goes on the wire. */
 export interface Call extends CallName {
-  readonly method: "GET" | "PUT" | "POST";
+  readonly method: "GET" | "PUT" | "POST" | "DELETE";
   readonly query?: Readonly<Record<string, string>>;
   /** Sent as JSON. */
   readonly body?: unknown;

@@ -171,3 +171,37 @@ export interface NewLocalAccount {
   readonly email: string;
   readonly name?: string;
 }
+
+/** `group` of `GET /groups/{name}.json`, and `basic_group` of its creation. */
+export const DiscourseGroup = Schema.Struct({
+  id: Schema.Int,
+  name: Schema.String,
+  automatic: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+});
+export type DiscourseGroup = typeof DiscourseGroup.Type;
+
+export const GroupResponse = Schema.Struct({ group: DiscourseGroup });
+export const GroupCreatedResponse = Schema.Struct({
+  basic_group: DiscourseGroup,
+});
+
+const GroupMember = Schema.Struct({ username: Schema.String });
+
+/** One page of `GET /groups/{name}/members.json`. */
+export const GroupMembersPage = Schema.Struct({
+  members: Schema.Array(GroupMember),
+  owners: Schema.optionalWith(Schema.Array(GroupMember), {
+    default: () => [],
+  }),
+  meta: Schema.Struct({ total: Schema.Int }),
+});
+
+/** `PUT` and `DELETE /groups/{id}/members.json`. */
+export const MembershipAnswer = Schema.Struct({
+  usernames: Schema.optionalWith(Schema.Array(Schema.String), {
+    default: () => [],
+  }),
+  skipped_usernames: Schema.optionalWith(Schema.Array(Schema.String), {
+    default: () => [],
+  }),
+});

@@ -33,9 +33,37 @@ export interface MoodleUsers {
   readonly warnings: ReadonlyArray<MoodleWarning>;
 }
 
+/** A cohort as `core_cohort_get_cohorts` lists it. */
+export interface MoodleCohort {
+  readonly id: number;
+  readonly name: string;
+  /** "" when unset. */
+  readonly idnumber: string;
+}
+
+/** An active enrolment: the user and their role shortnames in the course. */
+export interface MoodleEnrolment {
+  readonly userId: number;
+  readonly roles: ReadonlyArray<string>;
+}
+
 export interface MoodleService {
   /** Every user (`core_user_get_users`, email `%`), one request. */
   readonly allUsers: Effect.Effect<MoodleUsers, MoodleError>;
+  /** Every cohort the token's user can see (`core_cohort_get_cohorts`). */
+  readonly cohorts: Effect.Effect<ReadonlyArray<MoodleCohort>, MoodleError>;
+  /** Members' ids by cohort id, for all of them in one call. */
+  readonly cohortMembers: (
+    cohortIds: ReadonlyArray<number>,
+  ) => Effect.Effect<ReadonlyMap<number, ReadonlyArray<number>>, MoodleError>;
+  /** The ids of the courses with this exact shortname (0 or 1). */
+  readonly coursesByShortname: (
+    shortname: string,
+  ) => Effect.Effect<ReadonlyArray<number>, MoodleError>;
+  /** A course's active enrolments (`onlyactive`), with their roles. */
+  readonly activeEnrolments: (
+    courseId: number,
+  ) => Effect.Effect<ReadonlyArray<MoodleEnrolment>, MoodleError>;
 }
 
 /**
@@ -73,6 +101,29 @@ const UsersReply = Schema.Struct({
     default: () => [],
   }),
 });
+
+const CohortsReply = Schema.Array(Schema.Struct({
+  id: Schema.Int,
+  name: Schema.String,
+  idnumber: Schema.optionalWith(Schema.String, { default: () => "" }),
+}));
+
+const CohortMembersReply = Schema.Array(Schema.Struct({
+  cohortid: Schema.Int,
+  userids: Schema.Array(Schema.Int),
+}));
+
+const CoursesReply = Schema.Struct({
+  courses: Schema.Array(Schema.Struct({ id: Schema.Int })),
+});
+
+const EnrolledReply = Schema.Array(Schema.Struct({
+  id: Schema.Int,
+  roles: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ shortname: Schema.String })),
+    { default: () => [] },
+  ),
+}));
 
 /** The Moodle client for `config`. */
 const makeMoodle = (
@@ -177,7 +228,56 @@ const makeMoodle = (
       })),
     );
 
-    return { allUsers };
+    const cohorts = execute("core_cohort_get_cohorts", {}, CohortsReply);
+
+    const cohortMembers = (cohortIds: ReadonlyArray<number>) =>
+      cohortIds.length === 0
+        ? Effect.succeed(new Map<number, ReadonlyArray<number>>())
+        : execute(
+          "core_cohort_get_cohort_members",
+          { cohortids: cohortIds },
+          CohortMembersReply,
+        ).pipe(
+          Effect.map((answer) =>
+            new Map(answer.map((entry) => [entry.cohortid, entry.userids]))
+          ),
+        );
+
+    const coursesByShortname = (shortname: string) =>
+      execute(
+        "core_course_get_courses_by_field",
+        { field: "shortname", value: shortname },
+        CoursesReply,
+      ).pipe(Effect.map(({ courses }) => courses.map((course) => course.id)));
+
+    const activeEnrolments = (courseId: number) =>
+      execute(
+        "core_enrol_get_enrolled_users",
+        {
+          courseid: courseId,
+          // Suspended enrolments have lost the course: they are not members.
+          options: [
+            { name: "onlyactive", value: "1" },
+            { name: "userfields", value: "id,roles" },
+          ],
+        },
+        EnrolledReply,
+      ).pipe(
+        Effect.map((users) =>
+          users.map((user) => ({
+            userId: user.id,
+            roles: user.roles.map((role) => role.shortname),
+          }))
+        ),
+      );
+
+    return {
+      allUsers,
+      cohorts,
+      cohortMembers,
+      coursesByShortname,
+      activeEnrolments,
+    };
   });
 
 export class Moodle extends Context.Tag("Moodle")<Moodle, MoodleService>() {
