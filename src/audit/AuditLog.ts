@@ -20,7 +20,13 @@ export const auditColumns = [
   "after",
 ] as const;
 
-export type AuditAction = "CREATE" | "UPDATE" | "EXCLUDE" | "ERROR";
+export type AuditAction =
+  | "CREATE"
+  | "UPDATE"
+  | "EXCLUDE"
+  | "ERROR"
+  | "GROUP_ADD"
+  | "GROUP_REMOVE";
 export type AuditStatus =
   | "DRY_RUN"
   | "SUCCESS"
@@ -124,6 +130,14 @@ const formulaStart = /^['=+\-@\t\r]/;
 export const neutraliseFormula = (cell: string): string =>
   formulaStart.test(cell) ? `'${cell}` : cell;
 
+const jsonCell = (
+  fields: ReadonlyArray<string>,
+  values: Readonly<Record<string, string>>,
+) =>
+  fields.length > 0 && Object.keys(values).length > 0
+    ? JSON.stringify(values)
+    : "";
+
 export const toAuditRow = (entry: AuditEntry, at: Date): AuditRow => ({
   timestamp: isoWithOffset(at),
   original_username: entry.originalUsername,
@@ -136,8 +150,9 @@ export const toAuditRow = (entry: AuditEntry, at: Date): AuditRow => ({
   message: entry.message,
   moodle_id: entry.moodleId === undefined ? "" : String(entry.moodleId),
   fields: entry.fields.join(";"),
-  before: entry.fields.length ? JSON.stringify(entry.before) : "",
-  after: entry.fields.length ? JSON.stringify(entry.after) : "",
+  // Empty for a side that holds nothing (a membership's add has no before).
+  before: jsonCell(entry.fields, entry.before),
+  after: jsonCell(entry.fields, entry.after),
 });
 
 const csvLine = (cells: ReadonlyArray<string>): string =>

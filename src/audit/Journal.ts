@@ -45,8 +45,8 @@ const IntentEntry = Schema.Struct({
   email: Schema.String,
   location: Schema.String,
   moodleId: Schema.NullOr(Schema.Int),
-  action: Schema.Literal("CREATE", "UPDATE"),
-  fields: Schema.Array(Schema.Literal(...syncedFields)),
+  action: Schema.Literal("CREATE", "UPDATE", "GROUP_ADD", "GROUP_REMOVE"),
+  fields: Schema.Array(Schema.Literal(...syncedFields, "group")),
   before: Schema.Record({ key: Schema.String, value: Schema.String }),
   after: Schema.Record({ key: Schema.String, value: Schema.String }),
 });
@@ -75,6 +75,16 @@ export class Journal extends Context.Tag("Journal")<Journal, {
   readonly write: <A, E, R>(
     key: string,
     intent: AuditEntry,
+    write: Effect.Effect<A, E, R>,
+  ) => Effect.Effect<A, E | AuditLogError | StoppedBeforeWrite, R>;
+  /**
+   * `write` for one request that makes several rows' changes (a group's
+   * members, 1000 a call): every intent is on disk before it is sent.
+   */
+  readonly writeAll: <A, E, R>(
+    intents: ReadonlyArray<
+      { readonly key: string; readonly intent: AuditEntry }
+    >,
     write: Effect.Effect<A, E, R>,
   ) => Effect.Effect<A, E | AuditLogError | StoppedBeforeWrite, R>;
   /** Appends the user's row, then closes the user's intents. */
@@ -121,6 +131,67 @@ export class Journal extends Context.Tag("Journal")<Journal, {
         const leftOpen = () =>
           `Writes sent but not logged stay in the journal ${path}: the next --apply run (sync or revert) checks them against the forum and logs them before writing anything.`;
 
+        const intentLine = (id: number, intent: AuditEntry) =>
+          JSON.stringify({
+            intent: id,
+            forum: options.forum,
+            log: audit.path,
+            entry: {
+              originalUsername: intent.originalUsername,
+              normalizedUsername: intent.normalizedUsername,
+              fullname: intent.fullname,
+              email: intent.email,
+              location: intent.location,
+              moodleId: intent.moodleId ?? null,
+              action: intent.action === "CREATE" ||
+                  intent.action === "GROUP_ADD" ||
+                  intent.action === "GROUP_REMOVE"
+                ? intent.action
+                : "UPDATE",
+              fields: intent.fields,
+              before: intent.before,
+              after: intent.after,
+            },
+          });
+        /** One write carrying several rows' intents: all on disk, one fsync. */
+        const writeAll = <A, E, R>(
+          intents: ReadonlyArray<
+            { readonly key: string; readonly intent: AuditEntry }
+          >,
+          write: Effect.Effect<A, E, R>,
+        ) =>
+          Effect.gen(function* () {
+            const refused = yield* Effect.sync(() => {
+              // A user whose first write is out finishes its writes (an
+              // account created is completed): only new users stop.
+              if (stopped && intents.some(({ key }) => !writing.has(key))) {
+                return true;
+              }
+              for (const { key } of intents) writing.add(key);
+              return false;
+            });
+            if (refused) return yield* new StoppedBeforeWrite();
+            const lines = intents.map(({ key, intent }) => {
+              const id = nextId++;
+              return { key, id, line: intentLine(id, intent) };
+            });
+            yield* append(lines.map(({ line }) => `${line}\n`).join(""), true)
+              .pipe(
+                Effect.mapError((error) =>
+                  fail(
+                    error,
+                    `Nothing was sent for ${
+                      intents.map(({ intent }) => who(intent)).join(", ")
+                    }: a write is sent only once its record is on disk. ${leftOpen()}`,
+                  )
+                ),
+              );
+            for (const { key, id } of lines) {
+              open.set(key, [...(open.get(key) ?? []), id]);
+            }
+            return yield* write;
+          });
+
         yield* Effect.addFinalizer(() =>
           open.size === 0 && file !== undefined
             ? fs.remove(path).pipe(Effect.ignore)
@@ -133,47 +204,8 @@ export class Journal extends Context.Tag("Journal")<Journal, {
             key: string,
             intent: AuditEntry,
             write: Effect.Effect<A, E, R>,
-          ) =>
-            Effect.gen(function* () {
-              const refused = yield* Effect.sync(() => {
-                // A user whose first write is out finishes its writes (an
-                // account created is completed): only new users stop.
-                if (stopped && !writing.has(key)) return true;
-                writing.add(key);
-                return false;
-              });
-              if (refused) return yield* new StoppedBeforeWrite();
-              const id = nextId++;
-              const line = JSON.stringify({
-                intent: id,
-                forum: options.forum,
-                log: audit.path,
-                entry: {
-                  originalUsername: intent.originalUsername,
-                  normalizedUsername: intent.normalizedUsername,
-                  fullname: intent.fullname,
-                  email: intent.email,
-                  location: intent.location,
-                  moodleId: intent.moodleId ?? null,
-                  action: intent.action === "CREATE" ? "CREATE" : "UPDATE",
-                  fields: intent.fields,
-                  before: intent.before,
-                  after: intent.after,
-                },
-              });
-              yield* append(`${line}\n`, true).pipe(
-                Effect.mapError((error) =>
-                  fail(
-                    error,
-                    `Nothing was sent for ${
-                      who(intent)
-                    }: a write is sent only once its record is on disk. ${leftOpen()}`,
-                  )
-                ),
-              );
-              open.set(key, [...(open.get(key) ?? []), id]);
-              return yield* write;
-            }),
+          ) => writeAll([{ key, intent }], write),
+          writeAll,
           record: (key: string, entry: AuditEntry) =>
             Effect.gen(function* () {
               const row = yield* audit.record(entry).pipe(
@@ -253,9 +285,32 @@ const unfinishedIntents = (
   return { unfinished: [...intents.values()], ours: ours && !otherForum };
 };
 
+type IntentField = IntentEntry["fields"][number];
+
+/** Whether a membership change arrived: the member is in (or out of) the group. */
+const membershipLanded = (entry: IntentEntry) =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const adding = entry.action === "GROUP_ADD";
+    const group = (adding ? entry.after.group : entry.before.group) ?? "";
+    const { members } = yield* discourse.groupMembers(group).pipe(
+      Effect.catchTag("DiscourseNotFound", () =>
+        Effect.succeed({ members: [] })),
+    );
+    const member = members.some((name) =>
+      name.toLowerCase() === entry.normalizedUsername.toLowerCase()
+    );
+    return Option.some<ReadonlyArray<IntentField>>(
+      member === adding ? ["group"] : [],
+    );
+  });
+
 /** What the forum holds now, for the fields an intent was writing. */
 const currentValues = (entry: IntentEntry) =>
   Effect.gen(function* () {
+    if (entry.action === "GROUP_ADD" || entry.action === "GROUP_REMOVE") {
+      return yield* membershipLanded(entry);
+    }
     const discourse = yield* Discourse;
     const found = yield* discourse.userByUsername(entry.normalizedUsername);
     if (Option.isNone(found)) return Option.none();
@@ -263,9 +318,11 @@ const currentValues = (entry: IntentEntry) =>
     const emails = entry.fields.includes("email")
       ? yield* discourse.emails(user.username)
       : undefined;
-    const landed = (field: SyncedField): boolean => {
+    const landed = (field: IntentField): boolean => {
       const after = entry.after[field] ?? "";
       switch (field) {
+        case "group":
+          return false;
         case "name":
           return sameValue(field, user.name, after);
         case "location":
@@ -280,20 +337,22 @@ const currentValues = (entry: IntentEntry) =>
             );
       }
     };
-    return Option.some(entry.fields.filter(landed));
+    return Option.some<ReadonlyArray<IntentField>>(
+      entry.fields.filter(landed),
+    );
   });
 
 /** The row that says what an unfinished intent left in the forum. */
 const recoveredEntry = (
   item: Unfinished,
-  landed: Option.Option<ReadonlyArray<SyncedField>>,
+  landed: Option.Option<ReadonlyArray<IntentField>>,
 ): AuditEntry => {
   const { entry } = item;
   const journalName = item.journal.split(/[\\/]/).pop() ?? item.journal;
   const head = `recovered from ${journalName}: that run stopped while writing ${
     entry.fields.join(", ")
   } and never logged it; checked on restart`;
-  const only = (fields: ReadonlyArray<SyncedField>) => ({
+  const only = (fields: ReadonlyArray<IntentField>) => ({
     fields,
     before: Object.fromEntries(fields.map((f) => [f, entry.before[f] ?? ""])),
     after: Object.fromEntries(fields.map((f) => [f, entry.after[f] ?? ""])),

@@ -42,6 +42,8 @@ const sync = Command.make(
     json: Options.boolean("json"),
     interactive: Options.boolean("interactive").pipe(Options.withAlias("i")),
     createMissing: Options.boolean("create-missing"),
+    allowRemovals: Options.integer("allow-removals").pipe(Options.optional),
+    allowEmptyGroups: Options.boolean("allow-empty-groups"),
   },
   syncCommand,
 );

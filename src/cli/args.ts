@@ -63,6 +63,17 @@ export const syncFlags: ReadonlyArray<Flag> = [
     meaning: "dry-run for CI: exit 4 when --apply would write something",
   },
   {
+    name: "allow-removals",
+    value: "N",
+    integer: true,
+    min: 0,
+    meaning: "this run may remove up to N (default: safety.maxRemovals, 25)",
+  },
+  {
+    name: "allow-empty-groups",
+    meaning: "a group source that comes back empty may empty its group",
+  },
+  {
     name: "json",
     meaning: "one JSON object per user on stdout, then a summary",
   },
@@ -328,7 +339,8 @@ const flagLines = (flags: ReadonlyArray<Flag>) => {
 const exitCodes = [
   "Exit codes: 0 done, nothing failed; 1 some users failed; 2 bad usage or",
   "settings; 3 aborted (a site refused or was unreachable, or the lock is held);",
-  "4 --check: --apply would write something; 130 interrupted.",
+  "4 --check: --apply would write something; 5 removals held back (over",
+  "safety.maxRemovals: see --allow-removals); 130 interrupted.",
 ];
 
 /** `--help`: a screen's worth, plain text, every flag once. */

@@ -32,6 +32,8 @@ export interface SyncFlags {
   readonly json: boolean;
   readonly interactive: boolean;
   readonly createMissing: boolean;
+  readonly allowRemovals: Option.Option<number>;
+  readonly allowEmptyGroups: boolean;
 }
 
 const askOperator = (
@@ -81,10 +83,12 @@ export const syncCommand = (flags: SyncFlags) =>
     }
     const batchSize = Option.getOrUndefined(flags.batchSize);
     const concurrency = Option.getOrUndefined(flags.concurrency);
+    const allowRemovals = Option.getOrUndefined(flags.allowRemovals);
     const rangeProblem = outOfRange(syncFlags, {
       offset: flags.offset,
       "batch-size": batchSize,
       concurrency,
+      "allow-removals": allowRemovals,
     });
     if (rangeProblem !== undefined) return yield* usage(rangeProblem);
     const { settings: loaded, warning } = yield* loadSettingsAndWarning(
@@ -129,6 +133,8 @@ export const syncCommand = (flags: SyncFlags) =>
         stopRequested: stop.requested,
         stopNow: stop.now,
         excludedByFile,
+        allowRemovals,
+        allowEmptyGroups: flags.allowEmptyGroups,
       }),
       syncLayer(settings, {
         mode: applying ? "apply" : "dryrun",

@@ -2,6 +2,7 @@
  * The data the group planner reads and returns: plain values, so the runner
  * can fill them from any client and tests can write them by hand.
  */
+import type { OwnerUnchecked } from "../sync/UserOutcome.ts";
 import type { GroupMapEntry } from "./settings.ts";
 
 /** A Moodle cohort or course (with its roles) that feeds a group. */
@@ -42,10 +43,22 @@ export type AccountVerdict =
     readonly _tag: "Account";
     readonly username: string;
     readonly moodleUsername: string;
+    /**
+     * The account's id when it was guessed on a DiscourseConnect site and
+     * its owner is still to be checked before it joins a group.
+     */
+    readonly ownerUnchecked?: OwnerUnchecked | undefined;
   }
   | {
     readonly _tag: "Refused";
-    readonly kind: "Excluded" | "Collision" | "NotFound" | "ForeignAccount";
+    readonly kind:
+      | "Excluded"
+      | "Collision"
+      | "NotFound"
+      | "ForeignAccount"
+      | "Unreadable"
+      | "Failed"
+      | "Skipped";
     /** The profile sync's own wording, so both rows say the same. */
     readonly message: string;
     /** The forum account it points at, when one was found. */

@@ -22,7 +22,7 @@ const chunks = <T>(items: ReadonlyArray<T>, size: number): T[][] =>
  * per membership. Additions come first so a partial run loses no access.
  */
 export function membershipRequests(
-  plan: GroupPlan,
+  plan: Pick<GroupPlan, "group" | "additions" | "removals">,
   size: number = membersPerRequest,
 ): ReadonlyArray<MembershipRequest> {
   const calls = (

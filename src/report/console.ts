@@ -31,7 +31,10 @@ const whoIs = (entry: AuditEntry): string =>
   entry.normalizedUsername &&
     entry.normalizedUsername !== entry.originalUsername
     ? `${entry.normalizedUsername} (Moodle: ${entry.originalUsername})`
-    : entry.originalUsername || `Moodle id ${entry.moodleId ?? "?"}`;
+    : entry.originalUsername || entry.normalizedUsername ||
+      (entry.action.startsWith("GROUP_")
+        ? "group"
+        : `Moodle id ${entry.moodleId ?? "?"}`);
 
 /** One line a field, long values cut with "…". */
 const changeLines = (changes: ReadonlyArray<FieldChange>) =>
@@ -46,7 +49,8 @@ export const describeUser = (done: UserDone): ReadonlyArray<string> => {
   const { entry } = done;
   const interesting = done.changes.length > 0 ||
     ["ERROR", "EXCEPTION", "VERIFY_FAILED"].includes(entry.status) ||
-    entry.action === "CREATE";
+    entry.action === "CREATE" ||
+    (entry.action.startsWith("GROUP_") && entry.status !== "EXISTS");
   if (!interesting) return [];
   // Moodle's and the forum's text: controls shown escaped, never obeyed.
   return [
@@ -131,6 +135,16 @@ export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
       } not in the forum: created at first SSO login, or by --apply --create-missing`,
     ]
     : []),
+  ...(summary.mode === "dryrun" && (summary.membershipChanges ?? 0) > 0
+    ? [
+      `  ${
+        count(summary.membershipChanges ?? 0, "group membership")
+      } would change: add --apply to write`,
+    ]
+    : []),
+  ...(summary.removalsHeld === undefined
+    ? []
+    : [`  Removals held back (exit 5): ${summary.removalsHeld}`]),
 ];
 
 /** The summary a person reads after a revert. */
@@ -195,6 +209,8 @@ const summaryJson = (summary: RunSummary, exitCode: number) => ({
   elapsed_ms: summary.elapsedMs,
   offset: summary.offset,
   next_offset: summary.nextOffset ?? null,
+  membership_changes: summary.membershipChanges ?? 0,
+  removals_held: summary.removalsHeld ?? null,
   ...outcomeJson(summary, exitCode),
 });
 
@@ -275,6 +291,7 @@ export const consoleReporter = (
           yield* printOut(describeUser(user));
           if (showProgress) yield* write(process.stderr, yield* bar);
         }),
+      heading: (line) => options.json ? Effect.void : printOut(["", line]),
       finish: (summary) => {
         const exitCode = (options.exitCode ?? ((s) => exitCodeOf(s, false)))(
           summary,

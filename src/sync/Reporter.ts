@@ -20,5 +20,7 @@ export class Reporter extends Context.Tag("Reporter")<Reporter, {
     },
   ) => Effect.Effect<void>;
   readonly userDone: (done: UserDone) => Effect.Effect<void>;
+  /** A heading over the rows that follow (a group's); not in `--json`. */
+  readonly heading: (line: string) => Effect.Effect<void>;
   readonly finish: (summary: RunSummary | RevertSummary) => Effect.Effect<void>;
 }>() {}

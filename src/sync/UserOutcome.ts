@@ -18,6 +18,18 @@ interface Matched {
   readonly who: UserCandidate;
   readonly plan: Plan;
   readonly how: string;
+  /**
+   * The account's id when it was guessed on a DiscourseConnect site and its
+   * owner not yet checked (nothing was to be written): groups check it
+   * before adding the account anywhere.
+   */
+  readonly ownerUnchecked?: OwnerUnchecked | undefined;
+}
+
+/** A guessed account whose owner nobody checked yet. */
+export interface OwnerUnchecked {
+  readonly accountId: number;
+  readonly by: MatchedBy;
 }
 
 /** An account this run made, and how. */

@@ -34,6 +34,10 @@ export interface RunOptions {
   readonly stopNow?: Effect.Effect<void>;
   /** The lines of `exclude.file`, read before anything is contacted. */
   readonly excludedByFile: ReadonlyArray<string>;
+  /** `--allow-removals N`: this run's removal threshold. */
+  readonly allowRemovals?: number | undefined;
+  /** `--allow-empty-groups`: an empty source may empty its group. */
+  readonly allowEmptyGroups?: boolean;
 }
 
 /** A run's context, handed to each user's steps. */

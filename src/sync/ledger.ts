@@ -183,7 +183,7 @@ export const makeLedger = (policy: LedgerPolicy) =>
         readonly stoppedMessage: string;
         readonly rowOf: (outcome: O) => Done;
         /** Counts what a recorded row leaves to do, for the summary. */
-        readonly tally?: (done: Done) => Effect.Effect<void>;
+        readonly tally?: (done: Done, outcome: O) => Effect.Effect<void>;
       },
     ) =>
       Effect.gen(function* () {
@@ -207,7 +207,7 @@ export const makeLedger = (policy: LedgerPolicy) =>
         );
         const done = turn.rowOf(outcome);
         yield* record(key, done);
-        if (turn.tally) yield* turn.tally(done);
+        if (turn.tally) yield* turn.tally(done, outcome);
       });
 
     const totals = (mode: RunMode) =>

@@ -248,7 +248,7 @@ export const accountOwnership = (
 
 export const foreignAccountMessage = (
   by: MatchedBy,
-  account: ForumAccount,
+  account: { readonly user: { readonly username: string } },
   externalId: string,
   moodleId: number,
 ): string =>

@@ -1,6 +1,7 @@
 import type { RunMode } from "../audit/AuditLog.ts";
 import type { LedgerTotals } from "./summary.ts";
 import { Data } from "effect";
+import { removalsHeldExitCode } from "../domain/removals.ts";
 import { type FieldChange, isResend } from "./diff.ts";
 
 /** `--user` named a username Moodle does not have: nothing to run. */
@@ -33,6 +34,7 @@ export const ExitCode = {
   usage: 2,
   fatal: 3,
   drift: 4,
+  removalsHeld: removalsHeldExitCode,
   interrupted: 130,
 } as const;
 
@@ -68,12 +70,19 @@ export const pendingOf = (
  * went wrong, since the forum is out of step either way.
  */
 export const exitCodeOf = (
-  summary: LedgerTotals & { readonly pendingChanges: number },
+  summary: LedgerTotals & {
+    readonly pendingChanges: number;
+    readonly membershipChanges?: number;
+    readonly removalsHeld?: string | undefined;
+  },
   check: boolean,
 ): number => {
   if (summary.stoppedBy?._tag === "Interrupted") return ExitCode.interrupted;
-  if (check && summary.pendingChanges > 0) return ExitCode.drift;
+  const drift = summary.pendingChanges + (summary.membershipChanges ?? 0);
+  if (check && drift > 0) return ExitCode.drift;
   if (summary.stoppedBy?._tag === "Fatal") return ExitCode.fatal;
+  // Removals past the threshold wait for the operator: the run's own code.
+  if (summary.removalsHeld !== undefined) return ExitCode.removalsHeld;
   if (summary.failures > 0) return ExitCode.failures;
   return ExitCode.ok;
 };

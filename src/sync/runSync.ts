@@ -30,6 +30,9 @@ import { findCollisions, selectBatch } from "./select.ts";
 import { syncUser } from "./syncUser.ts";
 import { UserOutcome } from "./UserOutcome.ts";
 import { rowOf } from "./words.ts";
+import { type MappedUser, mappedUser } from "../groups/verdicts.ts";
+import { runRemovingStages } from "./removals.ts";
+import { removingStages } from "./removingStages.ts";
 
 export type { Decision, RunOptions } from "./context.ts";
 
@@ -172,8 +175,12 @@ export const runSync = (
           return decision === "apply" || decision === "all";
         }),
     };
+    // What the profile sync made of each user, for the group stage.
+    const mapped = new Map<number, MappedUser>();
     /** What a recorded user leaves to do, for the summary. */
-    const tally = (done: Done) => {
+    const tally = (done: Done, outcome: UserOutcome) => {
+      const user = settings.groups && mappedUser(outcome, done.entry);
+      if (user) mapped.set(user.moodleId, user);
       switch (pendingOf(mode, done, options.createMissing ?? false)) {
         case "change":
           return Ref.update(pendingUsers, (n) => n + 1);
@@ -207,6 +214,17 @@ export const runSync = (
       Stream.runDrain,
     );
 
+    const removals = yield* runRemovingStages(
+      yield* removingStages(ctx, {
+        mapped,
+        batch,
+        wholeList: !options.user && !options.offset && !nextOffset,
+      }),
+      {
+        maxRemovals: settings.safety.maxRemovals,
+        allowRemovals: options.allowRemovals,
+      },
+    );
     const totals = yield* ledger.totals(mode);
     const summary: RunSummary = {
       ...totals,
@@ -220,6 +238,8 @@ export const runSync = (
       offset: options.user ? 0 : options.offset,
       // A stopped run resumes where it stopped, not after its batch.
       nextOffset: totals.stoppedBy ? undefined : nextOffset,
+      membershipChanges: removals.pending,
+      removalsHeld: removals.held,
     };
     yield* reporter.finish(summary);
     return summary;

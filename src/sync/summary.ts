@@ -91,6 +91,13 @@ export interface RunSummary extends LedgerTotals {
   readonly offset: number;
   /** Where the next batch starts; undefined when the list is finished. */
   readonly nextOffset: number | undefined;
+  /**
+   * Group memberships a dry-run would change (held ones included), or an
+   * apply left unchanged.
+   */
+  readonly membershipChanges?: number;
+  /** Why the run's removals were held back (the threshold), exit 5. */
+  readonly removalsHeld?: string | undefined;
 }
 
 /** What a `revert` did with the rows of the log it was given. */

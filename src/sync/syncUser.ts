@@ -43,16 +43,20 @@ export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
     const plan = yield* planFor(ctx, candidate.desired, account);
     const username = account.user.username;
     const who = { ...candidate, normalized: username };
+    const checkOwner = needsOwnershipCheck(by, settings);
+    const ownerUnchecked = checkOwner
+      ? { accountId: account.user.id, by }
+      : undefined;
     if (plan.changes.length === 0) {
-      return UserOutcome.UpToDate({ who, plan, how });
+      return UserOutcome.UpToDate({ who, plan, how, ownerUnchecked });
     }
     const violations = limitViolations(plan.changes);
     if (violations.length > 0) {
-      return UserOutcome.TooLong({ who, plan, how, violations });
+      return UserOutcome.TooLong({ who, plan, how, violations, ownerUnchecked });
     }
     // Checked before anything would be written, in a dry-run too, so
     // that the dry-run shows what --apply would refuse.
-    if (needsOwnershipCheck(by, settings)) {
+    if (checkOwner) {
       const owner = yield* accountOwnership(account, candidate.user.id);
       if (owner._tag === "Foreign") {
         return UserOutcome.ForeignAccount({

@@ -162,6 +162,7 @@ const silentReporter = Layer.succeed(Reporter, {
   info: () => Effect.void,
   start: () => Effect.void,
   userDone: () => Effect.void,
+  heading: () => Effect.void,
   finish: () => Effect.void,
 });
 

@@ -1,0 +1,56 @@
+/**
+ * The stages that follow the profile sync and may take something away
+ * (group memberships today), planned from what the profile sync made of
+ * each user. They run only after a sync that reached every user of its
+ * batch: a user not reached has no verdict, and would read as "not in the
+ * group's sources".
+ */
+import { Effect } from "effect";
+import { planGroupStage } from "../groups/runGroups.ts";
+import type { MappedUser } from "../groups/verdicts.ts";
+import { type Candidate, identity } from "./candidate.ts";
+import type { RunContext } from "./context.ts";
+import { Reporter } from "./Reporter.ts";
+
+export const removingStages = (
+  ctx: RunContext,
+  run: {
+    readonly mapped: ReadonlyMap<number, MappedUser>;
+    readonly batch: ReadonlyArray<Candidate>;
+    /** Every Moodle user was in the batch: forum-only members may go. */
+    readonly wholeList: boolean;
+  },
+) =>
+  Effect.gen(function* () {
+    const { settings, options, ledger } = ctx;
+    const groups = settings.groups;
+    if (groups === undefined) return [];
+    const stopping = (yield* ledger.stopped) !== undefined ||
+      (options.stopRequested ? yield* options.stopRequested : false);
+    if (stopping) {
+      const reporter = yield* Reporter;
+      yield* reporter.warn(
+        "group memberships were not synced: the run stopped before every user was done; the next run syncs them",
+      );
+      return [];
+    }
+    const onlyMoodleIds = run.wholeList ? undefined : new Set(
+      run.batch.flatMap((c) => {
+        const id = identity(c).moodleId;
+        return id === undefined ? [] : [id];
+      }),
+    );
+    // Leavers' suspensions join this list: one threshold judges them all.
+    return [
+      yield* planGroupStage({
+        groups,
+        settings,
+        apply: options.apply,
+        allowEmptyGroups: options.allowEmptyGroups ?? false,
+        excludedByFile: options.excludedByFile,
+        mapped: run.mapped,
+        onlyMoodleIds,
+        ledger,
+      }),
+    ];
+  });
