@@ -28,7 +28,7 @@ const marks: Record<string, string> = {
 };
 
 const whoIs = (entry: AuditEntry): string =>
-  entry.normalizedUsername &&
+  entry.normalizedUsername && entry.originalUsername &&
     entry.normalizedUsername !== entry.originalUsername
     ? `${entry.normalizedUsername} (Moodle: ${entry.originalUsername})`
     : entry.originalUsername || entry.normalizedUsername ||
