@@ -294,8 +294,10 @@ const membershipLanded = (entry: IntentEntry) =>
     const adding = entry.action === "GROUP_ADD";
     const group = (adding ? entry.after.group : entry.before.group) ?? "";
     const { members } = yield* discourse.groupMembers(group).pipe(
-      Effect.catchTag("DiscourseNotFound", () =>
-        Effect.succeed({ members: [] })),
+      Effect.catchTag(
+        "DiscourseNotFound",
+        () => Effect.succeed({ members: [] }),
+      ),
     );
     const member = members.some((name) =>
       name.toLowerCase() === entry.normalizedUsername.toLowerCase()

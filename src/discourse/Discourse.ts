@@ -224,7 +224,9 @@ const make = (config: DiscourseConfig) =>
               asc: "true",
             },
           }, readMembersPage);
-          members.push(...page.members.map((member) => member.username));
+          members.push(...page.members.map((member) =>
+            member.username
+          ));
           for (const owner of page.owners) owners.add(owner.username);
           if (
             page.members.length === 0 ||
@@ -369,11 +371,7 @@ const make = (config: DiscourseConfig) =>
               ...(answer.message ? [excerpt(scrub(answer.message))] : []),
               ...Object.entries(answer.errors ?? {}).flatMap((
                 [field, messages],
-              ) =>
-                messages.map((m) =>
-                  excerpt(scrub(`${field} ${m}`))
-                )
-              ),
+              ) => messages.map((m) => excerpt(scrub(`${field} ${m}`)))),
             ];
             return Effect.fail(
               new DiscourseValidationError({
@@ -414,7 +412,9 @@ const make = (config: DiscourseConfig) =>
             (error) =>
               error._tag === "DiscourseValidationError" &&
               error.errors.length > 0 &&
-              error.errors.every((words) => /already (a )?members?/.test(words)),
+              error.errors.every((words) =>
+                /already (a )?members?/.test(words)
+              ),
             () => Effect.succeed({ alreadyMembers: true }),
           ),
         ),

@@ -2,7 +2,11 @@
  * The words of every group row: one membership change (or one member left
  * alone, or one guard) as its audit entry. Pure.
  */
-import type { AuditAction, AuditEntry, AuditStatus } from "../audit/AuditLog.ts";
+import type {
+  AuditAction,
+  AuditEntry,
+  AuditStatus,
+} from "../audit/AuditLog.ts";
 import { terminalSafe } from "../domain/terminal.ts";
 import type { Done } from "../sync/summary.ts";
 import type { GroupPlan } from "./model.ts";
@@ -37,7 +41,9 @@ const sentence = (
   group: string,
   words: MembershipWords,
 ): { readonly status: AuditStatus; readonly text: string } => {
-  const to = direction === "add" ? `to group "${group}"` : `from group "${group}"`;
+  const to = direction === "add"
+    ? `to group "${group}"`
+    : `from group "${group}"`;
   const verb = direction === "add" ? "add" : "remove";
   switch (words._tag) {
     case "Planned":
@@ -146,7 +152,9 @@ export const groupHeading = (plan: GroupPlan, apply: boolean): string => {
       ? [count(plan.heldRemovals.length, "removal held", "removals held")]
       : []),
     ...(plan.leftAlone.length > 0
-      ? [count(plan.leftAlone.length, "member left alone", "members left alone")]
+      ? [
+        count(plan.leftAlone.length, "member left alone", "members left alone"),
+      ]
       : []),
     ...(plan.guards.length > 0
       ? [count(plan.guards.length, "error", "errors")]

@@ -13,7 +13,11 @@ import type { Done } from "../sync/summary.ts";
 import type { GroupPlan, MembershipChange } from "./model.ts";
 import { membershipRequests } from "./requests.ts";
 import type { Identity } from "./verdicts.ts";
-import { type Direction, membershipRow, type MembershipWords } from "./words.ts";
+import {
+  type Direction,
+  membershipRow,
+  type MembershipWords,
+} from "./words.ts";
 
 export interface GroupWrite {
   /** Only `group`, `additions` and `removals` are read. */
@@ -141,7 +145,9 @@ export const writeGroup = (write: GroupWrite) =>
         untouched.has(username.toLowerCase())
           ? { _tag: "AlreadyThere" }
           : { _tag: "Done" });
-      changed += usernames.filter((u) => !untouched.has(u.toLowerCase()))
+      changed += usernames.filter((u) =>
+        !untouched.has(u.toLowerCase())
+      )
         .length;
     }
     return changed;

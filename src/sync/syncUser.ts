@@ -52,7 +52,13 @@ export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
     }
     const violations = limitViolations(plan.changes);
     if (violations.length > 0) {
-      return UserOutcome.TooLong({ who, plan, how, violations, ownerUnchecked });
+      return UserOutcome.TooLong({
+        who,
+        plan,
+        how,
+        violations,
+        ownerUnchecked,
+      });
     }
     // Checked before anything would be written, in a dry-run too, so
     // that the dry-run shows what --apply would refuse.

@@ -9,8 +9,8 @@ import {
   type MoodleScenario,
 } from "../doubles/fakeMoodle.ts";
 import { discourseUser, moodleUser, withGuest } from "../doubles/scenarios.ts";
-import type { LogRow } from "./cli.ts";
-import { type World, withWorld, type WorldOptions } from "./world.ts";
+import { auditLogs, type LogRow, readLog } from "./cli.ts";
+import { withWorld, type World, type WorldOptions } from "./world.ts";
 
 export const campusUsers = ["ana", "ben", "carla", "dario", "eva"] as const;
 
@@ -27,7 +27,8 @@ export interface CampusOptions {
   readonly map?: ReadonlyArray<Record<string, unknown>>;
   readonly groupsSettings?: Record<string, unknown>;
   readonly settings?: Record<string, unknown>;
-  readonly cohortMembers?: ReadonlyArray<string>;
+  /** Campus usernames or Moodle ids. */
+  readonly cohortMembers?: ReadonlyArray<string | number>;
   readonly enrolments?: MoodleScenario["courses"];
   readonly forumGroups?: DiscourseScenario["groups"];
   readonly moodle?: Partial<MoodleScenario>;
@@ -68,7 +69,7 @@ export const withCampus = (
         name: "Students 2026",
         idnumber: "students-2026",
         members: (options.cohortMembers ?? ["ana", "ben", "carla"]).map(
-          moodleIdOf,
+          (member) => typeof member === "number" ? member : moodleIdOf(member),
         ),
       }],
       courses: options.enrolments ?? [{
@@ -102,3 +103,16 @@ export const membershipRows = (rows: ReadonlyArray<LogRow>) =>
 
 export const groupRequests = (world: World) =>
   world.discourse.requests.filter((r) => r.path.includes("groups"));
+
+/** The rows of the newest log of that mode (names sort apply before dryrun). */
+export const newestLog = async (
+  world: Pick<World, "dir">,
+  mode: "apply" | "dryrun",
+) => {
+  const logs = (await auditLogs(world.dir)).filter((path) =>
+    path.includes(`_${mode}_`)
+  );
+  const path = logs[logs.length - 1];
+  if (path === undefined) throw new Error(`no ${mode} log in ${world.dir}`);
+  return { path, ...(await readLog(path)) };
+};
