@@ -40,8 +40,18 @@ export interface UnreadableRow {
   readonly problem: string;
 }
 
+/** A SUCCESS membership row of the apply log: one change to undo. */
+export interface MembershipTarget {
+  readonly line: number;
+  readonly entry: RevertTarget["entry"];
+  /** What the sync did: undone by the other direction. */
+  readonly direction: "add" | "remove";
+  readonly group: string;
+}
+
 export interface ApplyLog {
   readonly targets: ReadonlyArray<RevertTarget>;
+  readonly memberships: ReadonlyArray<MembershipTarget>;
   readonly unreadable: ReadonlyArray<UnreadableRow>;
   /** Rows that were not SUCCESS: nothing was written for them. */
   readonly ignored: number;
@@ -83,6 +93,32 @@ const wroteSomething = (
 ): boolean =>
   action === "UPDATE" &&
   (status === "SUCCESS" || (status === "ERROR" && fields !== ""));
+
+/** The `{"group": name}` cell of a membership row. */
+const GroupCell = Schema.parseJson(Schema.Struct({ group: Schema.String }));
+
+/** A SUCCESS membership row as a target, or what is wrong with it. */
+const readMembership = (
+  row: AuditRow,
+): Either.Either<Omit<MembershipTarget, "line">, string> => {
+  const direction = row.action === "GROUP_ADD" ? "add" : "remove";
+  const cell = Schema.decodeUnknownOption(GroupCell)(
+    direction === "add" ? row.after : row.before,
+  );
+  if (Option.isNone(cell) || row.normalized_username === "") {
+    return Either.left(
+      'its membership cells are not the ones this tool writes (a forum username and {"group": name})',
+    );
+  }
+  return Either.right({
+    entry: entryOf(row),
+    direction,
+    group: cell.value.group,
+  });
+};
+
+const isMembership = (action: string) =>
+  action === "GROUP_ADD" || action === "GROUP_REMOVE";
 
 /** Who a row is about, as the sync logged them. */
 const entryOf = (row: AuditRow): RevertTarget["entry"] => {
@@ -184,8 +220,10 @@ export const parseApplyLog = (
     const fileName = path.split(/[\\/]/).pop() ?? path;
     if (
       /_dryrun_/.test(fileName) ||
+      // An apply log holds DRY_RUN rows only for removals the threshold
+      // held back, which changed nothing.
       decoded.some(({ row }) =>
-        row.status === "DRY_RUN"
+        row.status === "DRY_RUN" && row.action !== "GROUP_REMOVE"
       )
     ) {
       return yield* refuse(
@@ -193,9 +231,17 @@ export const parseApplyLog = (
       );
     }
     const targets: Array<RevertTarget> = [];
+    const memberships: Array<MembershipTarget> = [];
     const unreadable: Array<UnreadableRow> = [];
     let ignored = 0;
     for (const { row, line } of decoded) {
+      if (isMembership(row.action) && row.status === "SUCCESS") {
+        const read = readMembership(row);
+        if (Either.isLeft(read)) {
+          unreadable.push({ line, entry: entryOf(row), problem: read.left });
+        } else memberships.push({ line, ...read.right });
+        continue;
+      }
       if (!wroteSomething(row.action, row.status, row.fields)) {
         ignored++;
         continue;
@@ -207,7 +253,7 @@ export const parseApplyLog = (
       }
       targets.push({ line, ...read.right });
     }
-    return { targets, unreadable, ignored };
+    return { targets, memberships, unreadable, ignored };
   });
 
 /** How `revert` treats the log's MAC (`LOG.csv.mac`). */

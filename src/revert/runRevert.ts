@@ -20,6 +20,7 @@ import { doneFallbacks, makeLedger } from "../sync/ledger.ts";
 import { type Done, doneRow, type RevertSummary } from "../sync/summary.ts";
 import { Reporter } from "../sync/Reporter.ts";
 import { verifyProfile } from "../sync/verify.ts";
+import { revertMemberships } from "./memberships.ts";
 import { planRevert, type RevertPlan, shown } from "./plan.ts";
 import type { ApplyLog, RevertTarget } from "./readLog.ts";
 
@@ -183,7 +184,8 @@ export const runRevert = (
         );
       }
     }
-    const rows = options.log.targets.length + options.log.unreadable.length;
+    const rows = options.log.targets.length + options.log.unreadable.length +
+      options.log.memberships.length;
     yield* reporter.start({ mode, users: rows });
 
     for (const row of options.log.unreadable) {
@@ -211,14 +213,23 @@ export const runRevert = (
       { concurrency: 1, discard: true },
     );
 
+    // After the profiles: memberships are read and written group by group.
+    const membershipRows = yield* revertMemberships(options.log.memberships, {
+      apply: options.apply,
+      ledger,
+    });
     const totals = yield* ledger.totals(mode);
+    const pending = (action: string) => totals.counts[`${action}/DRY_RUN`] ?? 0;
     const summary: RevertSummary = {
       ...totals,
       command: "revert",
       rows,
       ignored: options.log.ignored,
-      notReached: rows - totals.considered,
-      pendingChanges: options.apply ? 0 : totals.counts["UPDATE/DRY_RUN"] ?? 0,
+      considered: totals.considered + membershipRows,
+      notReached: rows - totals.considered - membershipRows,
+      pendingChanges: options.apply
+        ? 0
+        : pending("UPDATE") + pending("GROUP_ADD") + pending("GROUP_REMOVE"),
       discourseRequests: yield* discourse.requestsSent,
       elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
     };
