@@ -18,7 +18,7 @@ import {
   Scope,
 } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
-import { type SyncedField, syncedFields } from "../domain/fields.ts";
+import { syncedFields } from "../domain/fields.ts";
 import { sameValue } from "../sync/diff.ts";
 import {
   type AuditEntry,
