@@ -60,14 +60,14 @@ export const syncFlags: ReadonlyArray<Flag> = [
   },
   {
     name: "check",
-    meaning: "dry-run for CI: exit 4 when --apply would write something",
+    meaning: "dry-run for CI: exit 4 if --apply would write something",
   },
   {
     name: "allow-removals",
     value: "N",
     integer: true,
     min: 0,
-    meaning: "this run may remove up to N (default: safety.maxRemovals, 25)",
+    meaning: "remove up to N this run (default: safety.maxRemovals)",
   },
   {
     name: "allow-empty-groups",
@@ -80,7 +80,7 @@ export const syncFlags: ReadonlyArray<Flag> = [
   {
     name: "interactive",
     alias: "i",
-    meaning: "show each user's changes and ask first (needs a terminal)",
+    meaning: "show each user's changes, ask first (needs a terminal)",
   },
   settingsFlag,
   logDirFlag,
@@ -337,10 +337,9 @@ const flagLines = (flags: ReadonlyArray<Flag>) => {
 };
 
 const exitCodes = [
-  "Exit codes: 0 done, nothing failed; 1 some users failed; 2 bad usage or",
-  "settings; 3 aborted (a site refused or was unreachable, or the lock is held);",
-  "4 --check: --apply would write something; 5 removals held back (over",
-  "safety.maxRemovals: see --allow-removals); 130 interrupted.",
+  "Exit codes: 0 done; 1 some users failed; 2 bad usage or settings; 3 aborted",
+  "(a site refused or was unreachable, or the lock is held); 4 --check: --apply",
+  "would write something; 5 removals held (see --allow-removals); 130 stopped.",
 ];
 
 /** `--help`: a screen's worth, plain text, every flag once. */
@@ -361,7 +360,6 @@ export const helpText = (command: "sync" | "revert", version: string) =>
       "Examples:",
       `  ${programName}                          10 users, dry-run`,
       `  ${programName} --apply --all            every user, changes written`,
-      `  ${programName} --user ana.garcia --apply`,
       `  ${programName} --apply --batch-size 10 --offset 20`,
       `  ${programName} --check --all            drift check for CI`,
       "",

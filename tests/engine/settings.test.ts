@@ -121,6 +121,7 @@ Deno.test("a file with only the required keys gets every default", async () => {
         username: { maxLength: 20, minLength: 3 },
         match: "username",
         create: { suppressWelcomeMessage: true },
+        safety: { maxRemovals: 25 },
       },
     );
     assert.equal(
