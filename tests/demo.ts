@@ -107,7 +107,8 @@ export const demoVerdict = (
   const createMissing = run.args.includes("--create-missing");
   const wouldWrite = run.args.includes("--check") &&
     run.rows.some((row) =>
-      pendingOf("dryrun", asFinished(row), createMissing) === "change"
+      pendingOf("dryrun", asFinished(row), createMissing) === "change" ||
+      (row.action.startsWith("GROUP_") && row.status === "DRY_RUN")
     );
   const expected = wouldWrite ? 4 : failed.length > 0 ? 1 : 0;
   if (run.code !== expected) {
@@ -163,6 +164,20 @@ const runDemo = async (args: ReadonlyArray<string>): Promise<number> => {
           batchSize: 0,
           logDir: workDir,
           exclude: { usernames: ["test*"] },
+          // A cohort and a course, each filling its forum group.
+          groups: {
+            map: [
+              {
+                cohort: demoCases.groups.cohort.idnumber,
+                group: demoCases.groups.cohort.group,
+              },
+              {
+                course: demoCases.groups.course.shortname,
+                roles: ["student", "editingteacher"],
+                group: demoCases.groups.course.group,
+              },
+            ],
+          },
         },
         null,
         2,
