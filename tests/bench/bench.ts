@@ -16,6 +16,7 @@ import { auditLogs, readLog } from "../support/world.ts";
 import {
   benchCredentials,
   benchSsoSecret,
+  type GroupsPlanting,
   type Planted,
   syntheticPopulation,
   usernameOf,
@@ -59,6 +60,10 @@ interface Scenario {
   readonly foreign?: ForeignLoad;
   /** A DiscourseConnect forum whose accounts carry external ids. */
   readonly sso?: boolean;
+  /** Longer than the default bound: an apply logs (and fsyncs) every row. */
+  readonly timeLimitMs?: number;
+  /** Cohorts mapped to forum groups, with membership churn. */
+  readonly groups?: GroupsPlanting;
   /** Settings beyond the bench's own (`match`, `discourse.ssoSecret`). */
   readonly settings?: {
     readonly match?: "username" | "external_id" | "auto";
@@ -352,6 +357,42 @@ const scenarios = (quick: boolean): ReadonlyArray<Scenario> => {
       dryRunMatchesPlanted(r),
     ],
   });
+  const groupUsers = quick ? 2_000 : 10_000;
+  const groupCount = quick ? 4 : 20;
+  list.push({
+    name: "groups",
+    description:
+      `--apply --all: ${groupUsers} users in ${groupCount} cohort groups of 500, 2% churn`,
+    population: groupUsers,
+    args: ["--apply", "--all", "--allow-removals", String(groupCount * 5)],
+    limitPerMin: cpuBoundLimit,
+    groups: { count: groupCount, size: 500, churn: 0.02 },
+    timeLimitMs: 900_000,
+    targets: (r) => [
+      check(
+        `group reads: one group and one members page per group (<= ${
+          2 * groupCount
+        })`,
+        r.traffic.groupReads <= 2 * groupCount,
+        `${r.traffic.groupReads} reads for ${groupCount} groups`,
+      ),
+      check(
+        `group writes: one add and one remove per group (<= ${2 * groupCount})`,
+        r.traffic.groupWrites <= 2 * groupCount,
+        `${r.traffic.groupWrites} writes for ${r.planted.membershipChanges} membership changes`,
+      ),
+      check(
+        "every planted membership change made",
+        (r.statusCounts["GROUP_ADD/SUCCESS"] ?? 0) +
+            (r.statusCounts["GROUP_REMOVE/SUCCESS"] ?? 0) ===
+          r.planted.membershipChanges,
+        `${r.statusCounts["GROUP_ADD/SUCCESS"] ?? 0} added, ${
+          r.statusCounts["GROUP_REMOVE/SUCCESS"] ?? 0
+        } removed (planted ${r.planted.membershipChanges})`,
+      ),
+      noFailures(r),
+    ],
+  });
   const scales = quick ? [1_000, 2_500] : [1_000, 10_000, 100_000];
   for (const size of scales) {
     list.push({
@@ -393,8 +434,9 @@ const bounded = <T>(promise: Promise<T>, ms: number, onTimeout: () => void) => {
 
 /** A generous bound: the paced time, four times over, plus a minute. */
 const timeLimitMs = (scenario: Scenario) =>
-  (scenario.population / scenario.limitPerMin) * 60_000 * 4 + 60_000 +
-  scenario.population * 5;
+  scenario.timeLimitMs ??
+    (scenario.population / scenario.limitPerMin) * 60_000 * 4 + 60_000 +
+      scenario.population * 5;
 
 const runScenario = async (
   scenario: Scenario,
@@ -403,6 +445,7 @@ const runScenario = async (
 ): Promise<Result> => {
   const population = syntheticPopulation(scenario.population, {
     sso: scenario.sso,
+    groups: scenario.groups,
   });
   const windowMs = scenario.windowMs ?? 60_000;
   const perWindow = Math.max(
@@ -439,6 +482,7 @@ const runScenario = async (
           : {}),
       },
       ...(scenario.settings?.match ? { match: scenario.settings.match } : {}),
+      ...(population.groupMap ? { groups: { map: population.groupMap } } : {}),
       batchSize: 10,
       concurrency: scenario.concurrency ?? 4,
       logDir: dir,
@@ -537,7 +581,8 @@ const resultOf = async (
     statusCounts[key] = (statusCounts[key] ?? 0) + 1;
     // The guest and the planted collision never reach the forum.
     const planned = planted.collisions.has(row.original_username);
-    if (row.action !== "EXCLUDE" && !planned) users++;
+    const membership = row.action.startsWith("GROUP_");
+    if (row.action !== "EXCLUDE" && !planned && !membership) users++;
     if (failedStatuses.has(row.status) && !planned) failedUsers++;
   }
   const span = traffic.firstAt !== undefined && traffic.lastAt !== undefined
@@ -623,7 +668,7 @@ const resultsTable = (results: ReadonlyArray<Result>) =>
       "cpu s",
       "peak MB",
       "moodle",
-      "reads/pages/emails/PUT/email-PUT",
+      "reads/pages/emails/PUT/email-PUT/group-reads/group-writes",
     ],
     results.map((r) => [
       r.scenario.name,
@@ -647,6 +692,8 @@ const resultsTable = (results: ReadonlyArray<Result>) =>
         r.traffic.emailReads,
         r.traffic.profileWrites,
         r.traffic.emailWrites,
+        r.traffic.groupReads,
+        r.traffic.groupWrites,
       ].join("/"),
     ]),
   );

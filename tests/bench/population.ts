@@ -3,7 +3,11 @@
 // profiles, differing fields and missing accounts. The forum's values for an
 // up-to-date user come from the sync's own pure `desiredProfile`, so "up to
 // date" means exactly what the sync means by it.
-import type { MoodleScenario } from "../doubles/fakeMoodle.ts";
+import {
+  defaultAllowedFunctions,
+  groupSyncFunctions,
+  type MoodleScenario,
+} from "../doubles/fakeMoodle.ts";
 import type {
   DiscourseScenario,
   DiscourseScenarioUser,
@@ -30,6 +34,8 @@ export interface Planted {
   readonly collisions: ReadonlySet<string>;
   /** Forum accounts with no Moodle user. */
   readonly forumOnly: number;
+  /** Group memberships the groups planting makes differ. */
+  readonly membershipChanges: number;
 }
 
 export interface Population {
@@ -38,6 +44,8 @@ export interface Population {
   readonly planted: Planted;
   /** Moodle usernames in list (id) order, guest excluded. */
   readonly usernames: ReadonlyArray<string>;
+  /** `groups.map` for the planted groups, if any. */
+  readonly groupMap?: ReadonlyArray<Record<string, string>>;
 }
 
 /**
@@ -97,9 +105,58 @@ export const benchSsoSecret = "bench-discourse-connect-secret";
  * `sso`: the forum is a DiscourseConnect site whose accounts carry their
  * Moodle id as external id, as Moodle's local_discoursesso plugin makes them.
  */
+/**
+ * Groups: `count` cohorts of `size` consecutive users, each mapped to its
+ * forum group; `churn` of each group's size changes, half additions (users
+ * the forum group lacks), half removals (users of the next cohort).
+ */
+export interface GroupsPlanting {
+  readonly count: number;
+  readonly size: number;
+  readonly churn: number;
+}
+
+const plantGroups = (planting: GroupsPlanting, users: number) => {
+  const hasAccount = (index: number) =>
+    index >= 1 && index <= users && kindOf(index) !== "missing";
+  const perSide = Math.round(planting.size * planting.churn / 2);
+  const cohorts = [];
+  const groups = [];
+  const map = [];
+  for (let g = 0; g < planting.count; g++) {
+    const block = Array.from(
+      { length: planting.size },
+      (_, i) => g * planting.size + i + 1,
+    );
+    const toAdd = block.filter(hasAccount).slice(0, perSide);
+    const next = block.map((index) =>
+      (index + planting.size - 1) % (planting.size * planting.count) + 1
+    );
+    const toRemove = next.filter(hasAccount).slice(0, perSide);
+    cohorts.push({
+      id: g + 1,
+      name: `Cohort ${g + 1}`,
+      idnumber: `cohort-${g + 1}`,
+      members: block.map((index) => index + 1),
+    });
+    groups.push({
+      name: `group_${g + 1}`,
+      members: [
+        ...block.filter((i) => hasAccount(i) && !toAdd.includes(i)),
+        ...toRemove,
+      ].map(usernameOf),
+    });
+    map.push({ cohort: `cohort-${g + 1}`, group: `group_${g + 1}` });
+  }
+  return { cohorts, groups, map, changes: planting.count * perSide * 2 };
+};
+
 export const syntheticPopulation = (
   size: number,
-  options: { readonly sso?: boolean } = {},
+  options: {
+    readonly sso?: boolean;
+    readonly groups?: GroupsPlanting;
+  } = {},
 ): Population => {
   const moodleRecords: Array<Record<string, unknown>> = [];
   const forumUsers: DiscourseScenarioUser[] = [];
@@ -168,10 +225,17 @@ export const syntheticPopulation = (
     collisions.add(username);
   }
 
+  const planting = options.groups && plantGroups(options.groups, size);
   return {
     moodle: {
       token: benchCredentials.moodleToken,
       users: withGuest(moodleRecords),
+      ...(planting
+        ? {
+          allowedFunctions: [...defaultAllowedFunctions, ...groupSyncFunctions],
+          cohorts: planting.cohorts,
+        }
+        : {}),
       // Bodies of 100,000 requests are not worth keeping in the bench process.
       recordBodies: false,
     },
@@ -180,11 +244,20 @@ export const syntheticPopulation = (
       apiUser: benchCredentials.discourseApiUser,
       users: forumUsers,
       recordBodies: false,
+      ...(planting ? { groups: planting.groups } : {}),
       ...(options.sso
         ? { site: { discourseConnectSecret: benchSsoSecret } }
         : {}),
     },
-    planted: { missing, profileDiffers, emailDiffers, collisions, forumOnly },
+    planted: {
+      missing,
+      profileDiffers,
+      emailDiffers,
+      collisions,
+      forumOnly,
+      membershipChanges: planting?.changes ?? 0,
+    },
     usernames,
+    groupMap: planting?.map,
   };
 };

@@ -9,6 +9,9 @@ export interface DiscourseTraffic {
   adminPages: number;
   profileWrites: number;
   emailWrites: number;
+  /** Group and group member reads, and membership writes and creations. */
+  groupReads: number;
+  groupWrites: number;
   other: number;
   /** Profile reads of a user after this run wrote that user's profile. */
   rereads: number;
@@ -24,6 +27,8 @@ export const emptyTraffic = (): DiscourseTraffic => ({
   adminPages: 0,
   profileWrites: 0,
   emailWrites: 0,
+  groupReads: 0,
+  groupWrites: 0,
   other: 0,
   rereads: 0,
   firstAt: undefined,
@@ -45,7 +50,10 @@ export const countDiscourse = (
     traffic.firstAt ??= request.at;
     traffic.lastAt = request.at;
     const profile = profilePath.exec(request.path);
-    if (request.method === "GET" && profile) {
+    if (/^\/(admin\/)?groups\//.test(request.path)) {
+      if (request.method === "GET") traffic.groupReads++;
+      else traffic.groupWrites++;
+    } else if (request.method === "GET" && profile) {
       traffic.profileReads++;
       if (written.has(decodeURIComponent(profile[1]).toLowerCase())) {
         traffic.rereads++;
