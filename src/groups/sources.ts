@@ -99,7 +99,9 @@ const readCourse = (
  * Every source the map names, by `sourceKey`. Costs two Moodle calls for
  * all cohorts together and two per course, whatever the roles.
  */
-export const readSources = (map: ReadonlyArray<GroupMapEntry>) =>
+export const readSources = (
+  map: ReadonlyArray<GroupMapEntry>,
+): Effect.Effect<ReadonlyMap<string, SourceRead>, never, Moodle> =>
   Effect.gen(function* () {
     const reads = new Map<string, SourceRead>();
     const cohortNames = [
@@ -126,11 +128,13 @@ export const readSources = (map: ReadonlyArray<GroupMapEntry>) =>
         reads.set(sourceKey(entry), answers[index])
       );
     }
-    return reads as ReadonlyMap<string, SourceRead>;
+    return reads;
   });
 
 /** Each managed group as the forum holds it: two reads a group. */
-export const readGroups = (names: ReadonlyArray<string>) =>
+export const readGroups = (
+  names: ReadonlyArray<string>,
+): Effect.Effect<ReadonlyMap<string, GroupRead>, never, Discourse> =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     const reads = new Map<string, GroupRead>();
@@ -162,5 +166,5 @@ export const readGroups = (names: ReadonlyArray<string>) =>
       );
       reads.set(name.toLowerCase(), read);
     }
-    return reads as ReadonlyMap<string, GroupRead>;
+    return reads;
   });

@@ -280,7 +280,8 @@ export const consoleReporter = (
         }),
       userDone: (user) =>
         Effect.gen(function* () {
-          done++;
+          // Membership rows follow the users: the bar counts users.
+          if (!user.entry.action.startsWith("GROUP_")) done++;
           if (options.json) {
             const row = Object.fromEntries(
               auditColumns.map((c) => [c, user.row[c]]),
