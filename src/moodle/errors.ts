@@ -60,6 +60,15 @@ export const isRetriable = (error: MoodleError): boolean =>
   error._tag === "MoodleTransportError" ||
   (error._tag === "MoodleHttpError" && error.status >= 500);
 
+/** The capabilities each function checks, for the nopermissions advice. */
+const capabilitiesOf = (wsfunction: string): string => {
+  if (wsfunction.startsWith("core_cohort_")) return "moodle/cohort:view";
+  if (wsfunction === "core_enrol_get_enrolled_users") {
+    return "moodle/course:viewparticipants and moodle/course:enrolreview";
+  }
+  return "moodle/user:viewdetails, moodle/user:viewhiddendetails and moodle/course:useremail";
+};
+
 /** Where the operator must look, and what Moodle means by each errorcode. */
 const moodleApiErrorMessage = (
   host: string,
@@ -79,7 +88,9 @@ const moodleApiErrorMessage = (
     case "invalidrecord":
       return `Moodle at ${host} does not know the web service function ${wsfunction} (invalidrecord): this Moodle version is probably too old or too new for it. Moodle said: ${message}`;
     case "nopermissions":
-      return `The token's user on ${host} lacks a capability ${wsfunction} needs (nopermissions): give that user's role the capabilities it names, such as moodle/user:viewdetails, moodle/user:viewhiddendetails and moodle/course:useremail, or use a token of a user who has them. Moodle said: ${message}`;
+      return `The token's user on ${host} lacks a capability ${wsfunction} needs (nopermissions): give that user's role the capabilities it names, such as ${
+        capabilitiesOf(wsfunction)
+      }, or use a token of a user who has them. Moodle said: ${message}`;
     case "wsaccessusersuspended":
       return `The token's user on ${host} is suspended (wsaccessusersuspended): unsuspend that account, or create the token for an active user.`;
     case "wsaccessusernologin":
