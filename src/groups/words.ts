@@ -8,7 +8,7 @@ import type {
   AuditStatus,
 } from "../audit/AuditLog.ts";
 import { terminalSafe } from "../domain/terminal.ts";
-import type { Done } from "../sync/summary.ts";
+import { type Done, doneRow } from "../sync/summary.ts";
 import type { GroupPlan } from "./model.ts";
 import type { Identity } from "./verdicts.ts";
 
@@ -103,6 +103,8 @@ export const membershipRow = (
   return { entry, changes: [], skipped: [] };
 };
 
+const noChange = { changes: [], skipped: [] };
+
 /** A member the plan leaves alone: a SKIPPED row saying why. */
 export const leftAloneRow = (
   group: string,
@@ -110,35 +112,21 @@ export const leftAloneRow = (
   username: string | undefined,
   identity: Identity | undefined,
   reason: string,
-): Done => ({
-  entry: {
-    ...(identity ?? forumOnly(username ?? "")),
-    normalizedUsername: username ?? identity?.normalizedUsername ?? "",
-    action: actionOf(direction),
-    status: "SKIPPED",
-    message: terminalSafe(`group "${group}": ${reason}`),
-    fields: [],
-    before: {},
-    after: {},
-  },
-  changes: [],
-  skipped: [],
-});
+): Done =>
+  doneRow(
+    {
+      ...(identity ?? forumOnly(username ?? "")),
+      normalizedUsername: username ?? identity?.normalizedUsername ?? "",
+    },
+    noChange,
+    actionOf(direction),
+    "SKIPPED",
+    `group "${group}": ${reason}`,
+  );
 
 /** A guard that stopped a group's changes or removals: one ERROR row. */
-export const guardRow = (message: string): Done => ({
-  entry: {
-    ...forumOnly(""),
-    action: "GROUP_REMOVE",
-    status: "ERROR",
-    message: terminalSafe(message),
-    fields: [],
-    before: {},
-    after: {},
-  },
-  changes: [],
-  skipped: [],
-});
+export const guardRow = (message: string): Done =>
+  doneRow(forumOnly(""), noChange, "GROUP_REMOVE", "ERROR", message);
 
 const count = (n: number, one: string, many: string) =>
   `${n} ${n === 1 ? one : many}`;
