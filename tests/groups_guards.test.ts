@@ -59,6 +59,11 @@ Deno.test("a Moodle call that fails is never read as empty: the group's removals
       "dario",
       "visitor",
     ]);
+    const held = rows.find((r) => r.normalized_username === "visitor");
+    assert.match(
+      held?.message ?? "",
+      /^not removed from group "students_2026": held back/,
+    );
     assert.deepEqual(
       membershipRows(rows).filter((r) => r.includes("REMOVE")),
       [
@@ -85,7 +90,10 @@ Deno.test("the removal threshold: over safety.maxRemovals nothing is removed, ev
         "GROUP_REMOVE DRY_RUN visitor students_2026",
       ]);
       const removal = rows.find((r) => r.action === "GROUP_REMOVE");
-      assert.match(removal?.message ?? "", /safety\.maxRemovals \(1\)/);
+      assert.match(
+        removal?.message ?? "",
+        /^not removed from group "students_2026": .*safety\.maxRemovals \(1\)/,
+      );
       assert.match(removal?.message ?? "", /--allow-removals 2/);
       assert.match(held.stdout, /Removals held back \(exit 5\)/);
       assert.ok(

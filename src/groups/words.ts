@@ -45,6 +45,7 @@ const sentence = (
     ? `to group "${group}"`
     : `from group "${group}"`;
   const verb = direction === "add" ? "add" : "remove";
+  const done = direction === "add" ? "added" : "removed";
   switch (words._tag) {
     case "Planned":
       return {
@@ -58,7 +59,7 @@ const sentence = (
     case "Done":
       return {
         status: "SUCCESS",
-        text: direction === "add" ? `added ${to}` : `removed ${to}`,
+        text: `${done} ${to}`,
       };
     case "AlreadyThere":
       return {
@@ -68,11 +69,11 @@ const sentence = (
           : `no longer a member of group "${group}" (removed since this run read it)`,
       };
     case "Failed":
-      return { status: "ERROR", text: `not ${verb}ed ${to}: ${words.error}` };
+      return { status: "ERROR", text: `not ${done} ${to}: ${words.error}` };
     case "NotSent":
-      return { status: "SKIPPED", text: `not ${verb}ed ${to}: ${words.why}` };
+      return { status: "SKIPPED", text: `not ${done} ${to}: ${words.why}` };
     case "Held":
-      return { status: "DRY_RUN", text: `not ${verb}ed ${to}: ${words.why}` };
+      return { status: "DRY_RUN", text: `not ${done} ${to}: ${words.why}` };
   }
 };
 
