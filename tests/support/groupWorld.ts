@@ -9,8 +9,14 @@ import {
   type MoodleScenario,
 } from "../doubles/fakeMoodle.ts";
 import { discourseUser, moodleUser, withGuest } from "../doubles/scenarios.ts";
-import { auditLogs, type LogRow, readLog } from "./cli.ts";
-import { withWorld, type World, type WorldOptions } from "./world.ts";
+import {
+  auditLogs,
+  type LogRow,
+  readLog,
+  withWorld,
+  type World,
+  type WorldOptions,
+} from "./world.ts";
 
 export const campusUsers = ["ana", "ben", "carla", "dario", "eva"] as const;
 

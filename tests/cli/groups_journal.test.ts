@@ -2,8 +2,8 @@
 // group's add request is on the wire leaves its intents in the journal; the
 // next --apply run checks them against the group and logs them first.
 import assert from "node:assert/strict";
-import { waitUntil } from "./support/reliability.ts";
-import { newestLog, withCampus } from "./support/groupWorld.ts";
+import { waitUntil } from "../support/reliability.ts";
+import { newestLog, withCampus } from "../support/groupWorld.ts";
 
 Deno.test("kill -9 during a membership write: the next run logs what arrived, recovered from the journal", async () => {
   await withCampus({
@@ -32,7 +32,7 @@ Deno.test("kill -9 during a membership write: the next run logs what arrived, re
       "the write to land",
       () => world.discourse.groupMembers("students_2026").includes("carla"),
     );
-    const next = await world.run(["--apply"]);
+    const next = await world.engine(["--apply"]);
     assert.equal(next.code, 0, next.stderr);
     const rows = (await newestLog(world, "apply")).rows;
     const recovered = rows.filter((r) => r.message.startsWith("recovered"));

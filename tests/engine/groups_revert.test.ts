@@ -1,9 +1,8 @@
 // `revert LOG.csv` for membership rows (issue 13): the added are removed,
 // the removed re-added, each only while the group is as the sync left it.
 import assert from "node:assert/strict";
-import { auditLogs, readLog } from "./support/cli.ts";
-import { membershipRows, withCampus } from "./support/groupWorld.ts";
-import type { World } from "./support/world.ts";
+import { membershipRows, withCampus } from "../support/groupWorld.ts";
+import { auditLogs, readLog, type World } from "../support/world.ts";
 
 const logsMatching = async (world: World, pattern: RegExp) =>
   (await auditLogs(world.dir)).filter((path) => pattern.test(path));
@@ -17,10 +16,10 @@ Deno.test("revert puts both directions back: the added leave, the removed return
       students: world.discourse.groupMembers("students_2026"),
       hist: world.discourse.groupMembers("hist101"),
     };
-    assert.equal((await world.run(["--apply"])).code, 0);
+    assert.equal((await world.engine(["--apply"])).code, 0);
     const log = await syncApplyLog(world);
 
-    const dry = await world.run(["revert", log]);
+    const dry = await world.engine(["revert", log]);
     assert.equal(dry.code, 0, dry.stderr);
     const [dryLog] = await logsMatching(world, /revert_dryrun/);
     assert.deepEqual(membershipRows((await readLog(dryLog)).rows), [
@@ -33,7 +32,7 @@ Deno.test("revert puts both directions back: the added leave, the removed return
     ]);
     assert.deepEqual(world.discourse.groupMembers("hist101"), ["ben", "dario"]);
 
-    const result = await world.run(["revert", log, "--apply"]);
+    const result = await world.engine(["revert", log, "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(
       world.discourse.groupMembers("students_2026"),
@@ -62,13 +61,13 @@ Deno.test("revert puts both directions back: the added leave, the removed return
 
 Deno.test("revert leaves a membership changed since the sync alone", async () => {
   await withCampus({}, async (world) => {
-    assert.equal((await world.run(["--apply"])).code, 0);
+    assert.equal((await world.engine(["--apply"])).code, 0);
     const log = await syncApplyLog(world);
     // Since the sync: an admin removed carla, and re-added visitor.
     const students = world.discourse.groupByName("students_2026")!;
     students.memberIds.delete(14);
     students.memberIds.add(30);
-    const result = await world.run(["revert", log, "--apply"]);
+    const result = await world.engine(["revert", log, "--apply"]);
     assert.equal(result.code, 0, result.stderr);
     const [revertLog] = await logsMatching(world, /revert_apply/);
     const rows = (await readLog(revertLog)).rows;
@@ -92,9 +91,9 @@ Deno.test("an apply log whose removals the threshold held is still revertable: i
   await withCampus(
     { settings: { safety: { maxRemovals: 0 } } },
     async (world) => {
-      assert.equal((await world.run(["--apply"])).code, 5);
+      assert.equal((await world.engine(["--apply"])).code, 5);
       const log = await syncApplyLog(world);
-      const result = await world.run(["revert", log, "--apply"]);
+      const result = await world.engine(["revert", log, "--apply"]);
       assert.equal(result.code, 0, result.stderr);
       assert.deepEqual(world.discourse.groupMembers("hist101"), []);
       assert.deepEqual(world.discourse.groupMembers("students_2026"), [

@@ -3,20 +3,20 @@
 // automatic and missing groups, members the profile sync refuses, --user,
 // --check and --json, and no groups key at all.
 import assert from "node:assert/strict";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
 import {
   groupRequests,
   membershipRows,
   newestLog,
   withCampus,
-} from "./support/groupWorld.ts";
+} from "../support/groupWorld.ts";
 
 const groupWrites = (world: Parameters<typeof groupRequests>[0]) =>
   groupRequests(world).filter((r) => r.method !== "GET");
 
 Deno.test("a dry-run shows each group's additions and removals; --apply makes them; the next run has nothing to do", async () => {
   await withCampus({}, async (world) => {
-    const dry = await world.run([]);
+    const dry = await world.engine([]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.deepEqual(membershipRows((await newestLog(world, "dryrun")).rows), [
       "GROUP_ADD DRY_RUN ben hist101",
@@ -34,7 +34,7 @@ Deno.test("a dry-run shows each group's additions and removals; --apply makes th
     assert.match(dry.stdout, /6 group memberships would change/);
     assert.equal(groupWrites(world).length, 0, "a dry-run writes nothing");
 
-    const applied = await world.run(["--apply"]);
+    const applied = await world.engine(["--apply"]);
     assert.equal(applied.code, 0, applied.stderr);
     assert.deepEqual(world.discourse.groupMembers("students_2026"), [
       "ana",
@@ -74,7 +74,7 @@ Deno.test("a dry-run shows each group's additions and removals; --apply makes th
       ],
     );
 
-    const again = await world.run(["--apply"]);
+    const again = await world.engine(["--apply"]);
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(
       membershipRows((await newestLog(world, "apply")).rows),
@@ -91,7 +91,7 @@ Deno.test("several sources feed one group: its members are their union", async (
       { course: "HIST101", roles: ["editingteacher"], group: "students_2026" },
     ],
   }, async (world) => {
-    const applied = await world.run(["--apply"]);
+    const applied = await world.engine(["--apply"]);
     assert.equal(applied.code, 0, applied.stderr);
     // dario stays: the course's teacher; visitor goes: in neither source.
     assert.deepEqual(world.discourse.groupMembers("students_2026"), [
@@ -107,7 +107,7 @@ Deno.test("an automatic group in the map is a settings error: exit 2, nothing re
   await withCampus({
     map: [{ cohort: "students-2026", group: "trust_level_1" }],
   }, async (world) => {
-    const result = await world.run(["--apply"]);
+    const result = await world.engine(["--apply"]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /groups\.map\.0\.group/);
     assert.match(result.stderr, /automatic/);
@@ -119,7 +119,7 @@ Deno.test("an automatic group in the map is a settings error: exit 2, nothing re
 Deno.test("a mapped group the forum lacks: an ERROR row naming it, or created with groups.create", async () => {
   const map = [{ cohort: "students-2026", group: "class_of_2026" }];
   await withCampus({ map }, async (world) => {
-    const result = await world.run(["--apply"]);
+    const result = await world.engine(["--apply"]);
     assert.equal(result.code, 1);
     const error = (await newestLog(world, "apply")).rows.find((r) =>
       r.action === "GROUP_REMOVE" && r.status === "ERROR"
@@ -131,11 +131,11 @@ Deno.test("a mapped group the forum lacks: an ERROR row naming it, or created wi
   await withCampus(
     { map, groupsSettings: { create: true } },
     async (world) => {
-      const dry = await world.run([]);
+      const dry = await world.engine([]);
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, /does not exist yet: --apply creates it/);
       assert.equal(groupWrites(world).length, 0);
-      const result = await world.run(["--apply"]);
+      const result = await world.engine(["--apply"]);
       assert.equal(result.code, 0, result.stderr);
       const created = world.discourse.groupByName("class_of_2026");
       assert.equal(created?.visibility_level, 2, "visible to its members");
@@ -175,7 +175,7 @@ Deno.test("members the profile sync would not write are not added, and the log s
       { name: "hist101" },
     ],
   }, async (world) => {
-    const result = await world.run(["--apply"]);
+    const result = await world.engine(["--apply"]);
     assert.equal(result.code, 1, "the collision is an ERROR row");
     const rows = (await newestLog(world, "apply")).rows.filter((r) =>
       r.action.startsWith("GROUP_")
@@ -206,7 +206,7 @@ Deno.test("members the profile sync would not write are not added, and the log s
 
 Deno.test("--user changes only that user's memberships", async () => {
   await withCampus({}, async (world) => {
-    const result = await world.run(["--apply", "--user", "dario"]);
+    const result = await world.engine(["--apply", "--user", "dario"]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(membershipRows((await newestLog(world, "apply")).rows), [
       "GROUP_ADD SUCCESS dario hist101",
@@ -221,7 +221,7 @@ Deno.test("--user changes only that user's memberships", async () => {
 
 Deno.test("a batch leaves forum-only members to full runs", async () => {
   await withCampus({}, async (world) => {
-    const result = await world.run(["--apply", "--batch-size", "3"]);
+    const result = await world.engine(["--apply", "--batch-size", "3"]);
     assert.equal(result.code, 0, result.stderr);
     // The batch holds guest, ana and ben: only ben's memberships change.
     assert.deepEqual(membershipRows((await newestLog(world, "apply")).rows), [
@@ -233,15 +233,15 @@ Deno.test("a batch leaves forum-only members to full runs", async () => {
 
 Deno.test("--check counts membership drift: exit 4 while a group differs, 0 once in step", async () => {
   await withCampus({}, async (world) => {
-    assert.equal((await world.run(["--check"])).code, 4);
-    assert.equal((await world.run(["--apply"])).code, 0);
-    assert.equal((await world.run(["--check"])).code, 0);
+    assert.equal((await world.engine(["--check"])).code, 4);
+    assert.equal((await world.engine(["--apply"])).code, 0);
+    assert.equal((await world.engine(["--check"])).code, 0);
   });
 });
 
 Deno.test("--json emits the membership rows and the summary's membership count", async () => {
   await withCampus({}, async (world) => {
-    const result = await world.run(["--json"]);
+    const result = await world.engine(["--json"]);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const added = lines.filter((l) => l.action === "GROUP_ADD");
@@ -257,7 +257,7 @@ Deno.test("--json emits the membership rows and the summary's membership count",
 
 Deno.test("no groups key: nothing about groups is read or written", async () => {
   await withCampus({ settings: { groups: undefined } }, async (world) => {
-    const result = await world.run(["--apply"]);
+    const result = await world.engine(["--apply"]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(groupRequests(world).length, 0);
     assert.ok(

@@ -2,17 +2,17 @@
 // empty source, a failed Moodle call, the removal threshold; and the cost
 // of a large change: 1000 members a request.
 import assert from "node:assert/strict";
-import { discourseUser } from "./doubles/scenarios.ts";
+import { discourseUser } from "../doubles/scenarios.ts";
 import {
   groupRequests,
   membershipRows,
   newestLog,
   withCampus,
-} from "./support/groupWorld.ts";
+} from "../support/groupWorld.ts";
 
 Deno.test("a source that comes back empty removes no one unless --allow-empty-groups", async () => {
   await withCampus({ cohortMembers: [] }, async (world) => {
-    const held = await world.run(["--apply"]);
+    const held = await world.engine(["--apply"]);
     assert.equal(held.code, 1, held.stderr);
     const rows = (await newestLog(world, "apply")).rows;
     const error = rows.find((r) => r.status === "ERROR");
@@ -29,7 +29,7 @@ Deno.test("a source that comes back empty removes no one unless --allow-empty-gr
     // The other group is not held back.
     assert.deepEqual(world.discourse.groupMembers("hist101"), ["ben", "dario"]);
 
-    const allowed = await world.run(["--apply", "--allow-empty-groups"]);
+    const allowed = await world.engine(["--apply", "--allow-empty-groups"]);
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.deepEqual(world.discourse.groupMembers("students_2026"), []);
   });
@@ -44,7 +44,7 @@ Deno.test("a Moodle call that fails is never read as empty: the group's removals
     // onlyactive needs moodle/course:enrolreview: the course read fails.
     moodle: { withoutCapabilities: ["moodle/course:enrolreview"] },
   }, async (world) => {
-    const result = await world.run(["--apply"]);
+    const result = await world.engine(["--apply"]);
     assert.equal(result.code, 1, result.stderr);
     const rows = (await newestLog(world, "apply")).rows;
     const error = rows.find((r) => r.status === "ERROR");
@@ -78,7 +78,7 @@ Deno.test("the removal threshold: over safety.maxRemovals nothing is removed, ev
   await withCampus(
     { settings: { safety: { maxRemovals: 1 } } },
     async (world) => {
-      const held = await world.run(["--apply"]);
+      const held = await world.engine(["--apply"]);
       assert.equal(held.code, 5, held.stderr);
       const rows = (await newestLog(world, "apply")).rows;
       assert.deepEqual(membershipRows(rows), [
@@ -104,9 +104,9 @@ Deno.test("the removal threshold: over safety.maxRemovals nothing is removed, ev
         0,
       );
       // The dry-run says the same before anything is written.
-      assert.equal((await world.run([])).code, 5);
+      assert.equal((await world.engine([])).code, 5);
 
-      const allowed = await world.run(["--apply", "--allow-removals", "2"]);
+      const allowed = await world.engine(["--apply", "--allow-removals", "2"]);
       assert.equal(allowed.code, 0, allowed.stderr);
       assert.deepEqual(world.discourse.groupMembers("students_2026"), [
         "ana",
@@ -119,7 +119,7 @@ Deno.test("the removal threshold: over safety.maxRemovals nothing is removed, ev
 
 Deno.test("--allow-removals below zero is refused before anything is read", async () => {
   await withCampus({}, async (world) => {
-    const result = await world.run(["--allow-removals", "-1"]);
+    const result = await world.engine(["--allow-removals", "-1"]);
     assert.equal(result.code, 2);
     assert.equal(world.moodle.requests.length, 0);
   });
@@ -137,7 +137,7 @@ Deno.test("2,500 changes in one group cost three calls, not 2,500", async () => 
     }],
     map: [{ cohort: "students-2026", group: "students_2026" }],
   }, async (world) => {
-    const result = await world.run(["--apply", "--allow-removals", "2500"]);
+    const result = await world.engine(["--apply", "--allow-removals", "2500"]);
     assert.equal(result.code, 0, result.stderr);
     const calls = groupRequests(world).filter((r) => r.method === "DELETE");
     assert.deepEqual(
