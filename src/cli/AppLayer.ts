@@ -17,6 +17,8 @@ import { forumKey } from "../lock.ts";
 import type { MoodleClientOptions } from "../moodle/config.ts";
 import { Moodle } from "../moodle/Moodle.ts";
 import { HttpLayer } from "../platform.ts";
+import type { StateStoreOptions } from "../state/open.ts";
+import { OpenedStateStore } from "../state/opened.ts";
 import type { Reporter } from "../sync/Reporter.ts";
 
 /** Waits and retries the tests and the benchmark shrink. */
@@ -65,13 +67,17 @@ export const moodleLayer = (
   http: Layer.Layer<HttpClient.HttpClient> = HttpLayer,
 ) => Moodle.layer(moodleConfig(settings, tuning)).pipe(Layer.provide(http));
 
-/** What `sync` runs on: both clients, the audit log, the Reporter. */
+/**
+ * What `sync` runs on: both clients, the audit log, the Reporter and the
+ * state store (none when `state` is absent).
+ */
 export const syncLayer = (
   settings: Settings,
   options: {
     readonly mode: RunMode;
     readonly reporter: Layer.Layer<Reporter>;
     readonly tuning?: ClientTuning;
+    readonly state?: StateStoreOptions;
   },
 ) =>
   Layer.mergeAll(
@@ -79,6 +85,7 @@ export const syncLayer = (
     discourseLayer(settings, options.tuning?.discourse),
     auditLayers(settings, { env: settings.env, mode: options.mode }),
     options.reporter,
+    OpenedStateStore.layer(options.state),
   ).pipe(Layer.provideMerge(Layer.succeed(CurrentSettings, settings)));
 
 /** What `revert` runs on: the forum, a log of its own, the Reporter. */
@@ -87,11 +94,13 @@ export const revertLayer = (
   options: {
     readonly mode: RunMode;
     readonly reporter: Layer.Layer<Reporter>;
+    readonly state?: StateStoreOptions;
   },
 ) =>
   Layer.mergeAll(
     discourseLayer(settings),
     options.reporter,
+    OpenedStateStore.layer(options.state),
     auditLayers(settings, {
       // Recognisable next to the sync's logs: sync_log_{env}_revert_apply_...
       env: `${settings.env}_revert`,

@@ -25,6 +25,7 @@ const settingsFile = Options.text("settings").pipe(
   Options.withDefault("./settings.json"),
 );
 const logDir = Options.text("log-dir").pipe(Options.optional);
+const stateFile = Options.text("state").pipe(Options.optional);
 
 const sync = Command.make(
   "sync-moodle-discourse",
@@ -37,6 +38,8 @@ const sync = Command.make(
     forceRecreate: Options.boolean("force-recreate"),
     settingsFile,
     logDir,
+    stateFile,
+    full: Options.boolean("full"),
     concurrency: Options.integer("concurrency").pipe(Options.optional),
     check: Options.boolean("check"),
     json: Options.boolean("json"),
@@ -57,6 +60,7 @@ const revert = Command.make(
     json: Options.boolean("json"),
     settingsFile: Options.text("settings").pipe(Options.optional),
     logDir,
+    stateFile,
   },
   (flags) =>
     sync.pipe(
@@ -69,6 +73,7 @@ const revert = Command.make(
             () => parent.settingsFile,
           ),
           logDir: Option.orElse(flags.logDir, () => parent.logDir),
+          stateFile: Option.orElse(flags.stateFile, () => parent.stateFile),
         })
       ),
     ),

@@ -28,6 +28,12 @@ const logDirFlag: Flag = {
   value: "DIR",
   meaning: "folder for the CSV audit log (default: logDir)",
 };
+const stateFlag: Flag = {
+  name: "state",
+  value: "FILE",
+  meaning:
+    "state store (default: state.path, sync-state.sqlite beside the settings)",
+};
 
 export const syncFlags: ReadonlyArray<Flag> = [
   {
@@ -59,6 +65,10 @@ export const syncFlags: ReadonlyArray<Flag> = [
     meaning: "also create the accounts the forum lacks",
   },
   {
+    name: "full",
+    meaning: "read every profile, ignoring the state store, and rewrite it",
+  },
+  {
     name: "check",
     meaning: "dry-run for CI: exit 4 if --apply would write something",
   },
@@ -84,6 +94,7 @@ export const syncFlags: ReadonlyArray<Flag> = [
   },
   settingsFlag,
   logDirFlag,
+  stateFlag,
   {
     name: "concurrency",
     value: "N",
@@ -109,6 +120,7 @@ export const revertFlags: ReadonlyArray<Flag> = [
   },
   settingsFlag,
   logDirFlag,
+  stateFlag,
 ];
 
 const completionShells = ["bash", "zsh", "fish", "sh"] as const;

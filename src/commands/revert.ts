@@ -19,6 +19,7 @@ import { runRevert } from "../revert/runRevert.ts";
 import { Finished, UsageProblem } from "./ending.ts";
 import { lockForum } from "./lockForum.ts";
 import { runLogged } from "./runLogged.ts";
+import { stateOptions } from "./stateOptions.ts";
 
 export interface RevertFlags {
   readonly log: string;
@@ -27,6 +28,7 @@ export interface RevertFlags {
   readonly json: boolean;
   readonly settingsFile: string;
   readonly logDir: Option.Option<string>;
+  readonly stateFile: Option.Option<string>;
 }
 
 /** The word the operator types to revert a log that failed its check. */
@@ -97,6 +99,14 @@ export const revertCommand = (flags: RevertFlags) =>
       }),
       revertLayer(settings, {
         mode: flags.apply ? "apply" : "dryrun",
+        // Only an apply changes the forum, so only an apply updates the store.
+        state: flags.apply
+          ? stateOptions(settings, flags.settingsFile, flags.stateFile, {
+            readOnly: false,
+            // Reverting never creates a store: nothing to remember then.
+            onlyIfPresent: true,
+          })
+          : undefined,
         // A revert's rows come one at a time: no progress bar to keep.
         reporter: consoleReporter({
           json: flags.json,

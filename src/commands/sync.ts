@@ -17,6 +17,7 @@ import { type Decision, runSync } from "../sync/runSync.ts";
 import { Finished, UsageProblem } from "./ending.ts";
 import { lockForum } from "./lockForum.ts";
 import { runLogged } from "./runLogged.ts";
+import { stateOptions } from "./stateOptions.ts";
 
 export interface SyncFlags {
   readonly apply: boolean;
@@ -27,6 +28,8 @@ export interface SyncFlags {
   readonly forceRecreate: boolean;
   readonly settingsFile: string;
   readonly logDir: Option.Option<string>;
+  readonly stateFile: Option.Option<string>;
+  readonly full: boolean;
   readonly concurrency: Option.Option<number>;
   readonly check: boolean;
   readonly json: boolean;
@@ -122,6 +125,7 @@ export const syncCommand = (flags: SyncFlags) =>
         offset: flags.offset,
         batchSize: flags.all ? 0 : batchSize ?? settings.batchSize,
         force: flags.forceRecreate,
+        full: flags.full,
         createMissing: flags.createMissing,
         concurrency: settings.concurrency,
         confirm: flags.interactive
@@ -138,6 +142,10 @@ export const syncCommand = (flags: SyncFlags) =>
       }),
       syncLayer(settings, {
         mode: applying ? "apply" : "dryrun",
+        // A dry-run reads the store but never changes or creates it.
+        state: stateOptions(settings, flags.settingsFile, flags.stateFile, {
+          readOnly: !applying,
+        }),
         reporter: consoleReporter({
           json: flags.json,
           scrub: scrubberFor(settings),

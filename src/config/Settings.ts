@@ -210,6 +210,13 @@ export const Settings = Schema.Struct({
     }).annotations({ message: () => "an object with suppressWelcomeMessage" }),
     { default: () => ({ suppressWelcomeMessage: true }) },
   ),
+  /** The state store; absent: `sync-state.sqlite` beside the settings file. */
+  state: Schema.optionalWith(
+    Schema.Struct({ path: Schema.optional(text("a file path")) }).annotations(
+      { message: () => "an object with path" },
+    ),
+    { default: () => ({}) },
+  ),
   /** Where --apply runs lock the forum; absent: the OS temp dir. */
   lockDir: Schema.optional(text("a directory path")),
   exclude: Schema.optionalWith(

@@ -26,11 +26,16 @@ import {
   type SsoAccount,
   SyncSsoResponse,
   UpdateResponse,
+  type UserCard,
+  UserCardsResponse,
   UserResponse,
 } from "./schema.ts";
 import { explainConnectRefusal, noSsoSecret, signedSsoForm } from "./sso.ts";
 
 export type { DiscourseError } from "./errors.ts";
+
+/** Discourse answers 400 to more ids in one `/user-cards.json` request. */
+export const userCardsPerRequest = 50;
 
 /** Whether two usernames name one account, as Discourse compares them. */
 const sameUsername = (a: string, b: string): boolean =>
@@ -57,6 +62,10 @@ export interface DiscourseService {
     page: number,
     filter?: { readonly filter?: string; readonly email?: string },
   ) => Effect.Effect<ReadonlyArray<AdminUserRow>, DiscourseError>;
+  /** `GET /user-cards.json` for at most `userCardsPerRequest` ids. */
+  readonly userCards: (
+    ids: ReadonlyArray<number>,
+  ) => Effect.Effect<ReadonlyArray<UserCard>, DiscourseError>;
   /** `PUT /u/{username}.json`; the user as stored after the update. */
   readonly updateProfile: (
     username: string,
@@ -201,6 +210,7 @@ const make = (config: DiscourseConfig) =>
     const readEmails = jsonBody(EmailsResponse, scrub);
     const readAdminPage = jsonBody(AdminUserPage, scrub);
     const readAdminUser = jsonBody(AdminUserDetail, scrub);
+    const readCards = jsonBody(UserCardsResponse, scrub);
     const readSyncSso = jsonBody(SyncSsoResponse, scrub);
     const readCreated = jsonBody(CreateUserResponse, scrub);
     const readGroup = jsonBody(GroupResponse, scrub);
@@ -307,6 +317,16 @@ const make = (config: DiscourseConfig) =>
             ...(filter?.email !== undefined ? { email: filter.email } : {}),
           },
         }, readAdminPage),
+      userCards: (ids) =>
+        execute({
+          what: `read the user cards of ${ids.length} users`,
+          method: "GET",
+          path: "/user-cards.json",
+          maxBytes: answerLimits.listPage,
+          query: { user_ids: ids.join(",") },
+        }, readCards).pipe(Effect.map((body) =>
+          body.users
+        )),
       updateProfile: (username, fields) =>
         execute({
           what: `update the profile of user "${username}"`,

@@ -95,6 +95,23 @@ export type AdminUserRow = typeof AdminUserRow.Type;
 
 export const AdminUserPage = Schema.Array(AdminUserRow);
 
+/**
+ * A user of `GET /user-cards.json`: what bulk reads show of a profile. The
+ * bio only as `bio_excerpt` (cooked, cut to 350 characters); no email.
+ */
+export const UserCard = Schema.Struct({
+  id: Schema.Int,
+  username: Schema.String,
+  name: OmittedBlank,
+  location: OmittedBlank,
+  bio_excerpt: OmittedBlank,
+});
+export type UserCard = typeof UserCard.Type;
+
+export const UserCardsResponse = Schema.Struct({
+  users: Schema.Array(UserCard),
+});
+
 /** The error body of most failures: 403, 404, 422 and JSON 429s. */
 export const ErrorBody = Schema.Struct({
   errors: Schema.optional(Schema.Array(Schema.String)),

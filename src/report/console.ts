@@ -3,7 +3,12 @@ import { Clock, Effect, Layer } from "effect";
 import { auditColumns, type AuditEntry } from "../audit/AuditLog.ts";
 import { type FieldChange, isResend } from "../sync/diff.ts";
 import { exitCodeOf, noLogWritten } from "../sync/outcome.ts";
-import type { RevertSummary, RunSummary, UserDone } from "../sync/summary.ts";
+import type {
+  ReadsSummary,
+  RevertSummary,
+  RunSummary,
+  UserDone,
+} from "../sync/summary.ts";
 import { describeEstimate, estimateProgress } from "./progress.ts";
 import { Reporter, type RequestBudget } from "../sync/Reporter.ts";
 import type { Scrub } from "../domain/secrets.ts";
@@ -99,6 +104,21 @@ const countLines = (counts: Readonly<Record<string, number>>) =>
 const count = (n: number, noun: string): string =>
   `${n} ${noun}${n === 1 ? "" : "s"}`;
 
+const describeReads = (reads: ReadsSummary): ReadonlyArray<string> => [
+  `  Reads                  ${
+    reads.mode === "full" ? `full (${reads.why})` : "state-assisted"
+  }: ${count(reads.singleProfileReads, "single-profile read")}`,
+  ...(reads.mode === "state-assisted"
+    ? [
+      `  Unchanged, not read    ${reads.unchanged}`,
+      `  Changed on the forum   ${reads.forumChanged}`,
+    ]
+    : []),
+  ...(reads.storeUpdated > 0
+    ? [`  State store updated    ${count(reads.storeUpdated, "user")}`]
+    : []),
+];
+
 export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
   "",
   `Summary (${summary.mode === "apply" ? "apply" : "dry-run"}): ${
@@ -106,6 +126,7 @@ export const describeSummary = (summary: RunSummary): ReadonlyArray<string> => [
   } considered of ${summary.moodleUsers} in Moodle`,
   ...countLines(summary.counts),
   `  Discourse requests     ${summary.discourseRequests}`,
+  ...describeReads(summary.reads),
   `  Elapsed                ${(summary.elapsedMs / 1000).toFixed(1)} s`,
   `  Audit log              ${summary.logPath ?? noLogWritten}`,
   summary.nextOffset === undefined
@@ -206,6 +227,14 @@ const summaryJson = (summary: RunSummary, exitCode: number) => ({
   missing_accounts: summary.missingAccounts,
   failures: summary.failures,
   discourse_requests: summary.discourseRequests,
+  reads: {
+    mode: summary.reads.mode,
+    why: summary.reads.why ?? null,
+    single_profile_reads: summary.reads.singleProfileReads,
+    unchanged: summary.reads.unchanged,
+    forum_changed: summary.reads.forumChanged,
+    store_updated: summary.reads.storeUpdated,
+  },
   elapsed_ms: summary.elapsedMs,
   offset: summary.offset,
   next_offset: summary.nextOffset ?? null,

@@ -87,6 +87,11 @@ export interface StateStoreService {
   readonly recordSuspended: WriteOfOne;
   readonly clearSuspended: WriteOfOne;
   readonly forget: WriteOfOne;
+  /**
+   * Keeps the entry but makes its profile hash match nothing: the next run
+   * reads the user's profile in full (after a revert, an unfinished user).
+   */
+  readonly invalidate: WriteOfOne;
 }
 
 const pageSize = 2000;
@@ -129,6 +134,9 @@ const prepare = (db: DatabaseSync) => ({
   ),
   remove: db.prepare(
     "DELETE FROM users WHERE site_id = ? AND moodle_id = ?",
+  ),
+  invalidate: db.prepare(
+    "UPDATE users SET desired_hash = '' WHERE site_id = ? AND moodle_id = ?",
   ),
 });
 
@@ -235,6 +243,11 @@ const make = (options: StateStoreOptions) =>
         write(
           `the removal of Moodle user ${moodleId}`,
           (siteId) => statements.remove.run(siteId, moodleId).changes > 0,
+        ),
+      invalidate: (moodleId) =>
+        write(
+          `the reset of Moodle user ${moodleId}'s entry`,
+          (siteId) => statements.invalidate.run(siteId, moodleId).changes > 0,
         ),
     } satisfies StateStoreService;
   });

@@ -3,7 +3,7 @@ import type { Effect } from "effect";
 import type { AuditEntry } from "../audit/AuditLog.ts";
 import type { Settings } from "../config/Settings.ts";
 import type { Plan } from "./diff.ts";
-import type { EmailSource } from "./fetchDiscourse.ts";
+import type { EmailSource, ForumAccount } from "./fetchDiscourse.ts";
 import type { Ledger } from "./ledger.ts";
 
 /** The operator's answer in `--interactive`. */
@@ -18,6 +18,8 @@ export interface RunOptions {
   readonly batchSize: number;
   /** Send every enabled field even when equal: the repair after a restore. */
   readonly force: boolean;
+  /** Read every profile whatever the state store says, and rewrite it. */
+  readonly full?: boolean;
   /** With `apply`: create the forum accounts of users the forum lacks. */
   readonly createMissing?: boolean;
   readonly concurrency: number;
@@ -50,6 +52,11 @@ export interface RunContext {
   readonly emailsShared: ReadonlyMap<string, ReadonlyArray<string>>;
   readonly emailSource: EmailSource;
   readonly ledger: Ledger;
+  /** Told of each forum account a user's steps find (the state store's). */
+  readonly accountFound?: (
+    moodleId: number,
+    account: ForumAccount,
+  ) => Effect.Effect<void>;
   /** In --interactive, the operator's word before a user's writes. */
   readonly operatorAccepts: (
     pending: AuditEntry,

@@ -63,7 +63,12 @@ export const readForumEmails = (
 
 export type EmailSource =
   | { readonly _tag: "none" }
-  | { readonly _tag: "bulk"; readonly emails: ReadonlyMap<string, string> }
+  | {
+    readonly _tag: "bulk";
+    readonly emails: ReadonlyMap<string, string>;
+    /** Pending addresses, where an `emails.json` read already brought them. */
+    readonly pending?: ReadonlyMap<string, ReadonlyArray<string>>;
+  }
   /** Each user's `emails.json`: one request, pending addresses included. */
   | { readonly _tag: "per-user" };
 
@@ -75,10 +80,16 @@ export const withEmail = (
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     if (emailSource._tag === "none") return { user, email: undefined };
+    const key = user.username.toLowerCase();
     const listed = emailSource._tag === "bulk"
-      ? emailSource.emails.get(user.username.toLowerCase())
+      ? emailSource.emails.get(key)
       : undefined;
-    if (listed !== undefined) return { user, email: listed };
+    if (listed !== undefined) {
+      const pending = emailSource._tag === "bulk"
+        ? emailSource.pending?.get(key)
+        : undefined;
+      return { user, email: listed, pendingEmails: pending };
+    }
     // One emails.json read gives the primary address and the pending ones:
     // a user whose email differs then needs no second read to be planned.
     const emails = yield* discourse.emails(user.username);

@@ -16,6 +16,7 @@ import { forumKey } from "../lock.ts";
 import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
 import type { MoodleRecord } from "../moodle/schema.ts";
 import { CurrentSettings } from "../config/Settings.ts";
+import type { OpenedStateStore } from "../state/opened.ts";
 import { type Candidate, candidateOf, writeKey } from "./candidate.ts";
 import { classify } from "./classify.ts";
 import type { RunContext, RunOptions } from "./context.ts";
@@ -27,7 +28,7 @@ import { type NoMoodleUsers, pendingOf, UnknownMoodleUser } from "./outcome.ts";
 import type { Done, RunSummary } from "./summary.ts";
 import { Reporter } from "./Reporter.ts";
 import { findCollisions, selectBatch } from "./select.ts";
-import { syncUser } from "./syncUser.ts";
+import { prepareStateRun } from "./stateRun.ts";
 import { UserOutcome } from "./UserOutcome.ts";
 import { rowOf } from "./words.ts";
 import { type MappedUser, mappedUser } from "../groups/verdicts.ts";
@@ -61,6 +62,7 @@ export const runSync = (
   | Reporter
   | CurrentSettings
   | FileSystem.FileSystem
+  | OpenedStateStore
 > =>
   Effect.gen(function* () {
     const settings = yield* CurrentSettings;
@@ -144,6 +146,11 @@ export const runSync = (
         : undefined,
       records.length,
     ).pipe(orOnStopNow<EmailSource>({ _tag: "none" }));
+    const stateRun = yield* prepareStateRun(
+      { full: options.full ?? false, force: options.force },
+      toProcess,
+      options.concurrency,
+    );
 
     const ledger = yield* makeLedger({
       transportFailuresToStop,
@@ -199,7 +206,7 @@ export const runSync = (
           writeKey(who),
           user._tag === "Settled"
             ? Effect.succeed(user.outcome)
-            : ledger.settle(syncUser(ctx, user.candidate), fallbacks),
+            : ledger.settle(stateRun.syncOne(ctx, user.candidate), fallbacks),
           {
             fallbacks,
             stoppedMessage: stoppedBeforeWriteMessage,
@@ -233,6 +240,7 @@ export const runSync = (
       notReached: batch.length - totals.considered,
       pendingChanges: yield* Ref.get(pendingUsers),
       missingAccounts: yield* Ref.get(missingAccounts),
+      reads: yield* stateRun.summary,
       discourseRequests: yield* discourse.requestsSent,
       elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
       offset: options.user ? 0 : options.offset,

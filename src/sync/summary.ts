@@ -73,6 +73,21 @@ export interface LedgerTotals {
   readonly stoppedBy: StopReason | undefined;
 }
 
+/** How a sync read the forum: with the state store's help or every profile. */
+export interface ReadsSummary {
+  readonly mode: "state-assisted" | "full";
+  /** Why every profile was read. */
+  readonly why: string | undefined;
+  /** Users whose profile was read one by one (`GET /u/{username}.json`). */
+  readonly singleProfileReads: number;
+  /** Users the store and the bulk reads showed unchanged: not read. */
+  readonly unchanged: number;
+  /** Users read because the forum changed since the store's last entry. */
+  readonly forumChanged: number;
+  /** Entries this run wrote to the store. */
+  readonly storeUpdated: number;
+}
+
 export interface RunSummary extends LedgerTotals {
   readonly command: "sync";
   readonly moodleUsers: number;
@@ -87,6 +102,7 @@ export interface RunSummary extends LedgerTotals {
   /** Dry-run without `--create-missing`: users the forum lacks, not counted above. */
   readonly missingAccounts: number;
   readonly discourseRequests: number;
+  readonly reads: ReadsSummary;
   readonly elapsedMs: number;
   readonly offset: number;
   /** Where the next batch starts; undefined when the list is finished. */

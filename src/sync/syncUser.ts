@@ -39,6 +39,7 @@ export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
       return yield* missingUser(ctx, candidate, identity.tried);
     }
     const { account, by } = identity;
+    if (ctx.accountFound) yield* ctx.accountFound(candidate.user.id, account);
     const how = describeMatch(by);
     const plan = yield* planFor(ctx, candidate.desired, account);
     const username = account.user.username;

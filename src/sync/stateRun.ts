@@ -1,0 +1,329 @@
+/**
+ * The state store in a sync: before the first user, choose how to read and
+ * bulk-read the forum's user cards; per user, skip the profile read when the
+ * store and the bulk reads agree; after a user ends in sync, remember it
+ * (an --apply run only: a dry-run never changes the store).
+ */
+import { Effect, Ref } from "effect";
+import { Discourse, userCardsPerRequest } from "../discourse/Discourse.ts";
+import type { UserCard } from "../discourse/schema.ts";
+import type { StateStoreService, StoredUser } from "../state/Store.ts";
+import { OpenedStateStore } from "../state/opened.ts";
+import {
+  chooseReads,
+  compareUser,
+  desiredHash,
+  forumDisagrees,
+  isSettled,
+  type ReadPlan,
+  snapshotOf,
+  type StoreFound,
+  type UserReads,
+} from "./assisted.ts";
+import type { UserCandidate } from "./candidate.ts";
+import type { RunContext } from "./context.ts";
+import type { EmailSource } from "./fetchDiscourse.ts";
+import { Reporter } from "./Reporter.ts";
+import type { ReadsSummary } from "./summary.ts";
+import { syncUser } from "./syncUser.ts";
+import { UserOutcome } from "./UserOutcome.ts";
+
+/** A settled user waiting for its card, read 50 at a time. */
+interface ToRemember {
+  readonly moodleId: number;
+  readonly forumId: number;
+  readonly email: string;
+  readonly hash: string;
+}
+
+const inChunks = <A>(items: ReadonlyArray<A>, size: number): Array<Array<A>> =>
+  Array.from(
+    { length: Math.ceil(items.length / size) },
+    (_, i) => items.slice(i * size, (i + 1) * size),
+  );
+
+/** The store as found, its entries, and how this run reads. */
+const findStore = (
+  options: { readonly full: boolean; readonly force: boolean },
+) =>
+  Effect.gen(function* () {
+    const opened = yield* OpenedStateStore;
+    const none = new Map<number, StoredUser>();
+    if (opened._tag !== "Open") {
+      const found: StoreFound = opened;
+      return {
+        store: undefined,
+        entries: none,
+        plan: chooseReads(found, options),
+      };
+    }
+    const { store } = opened;
+    const entries = yield* Effect.either(store.readAll);
+    if (entries._tag === "Left") {
+      return {
+        store: undefined,
+        entries: none,
+        plan: chooseReads(
+          { _tag: "Unavailable", error: entries.left },
+          options,
+        ),
+      };
+    }
+    const found: StoreFound = {
+      _tag: "Open",
+      path: store.path,
+      status: store.status,
+      entries: entries.right.size,
+    };
+    return { store, entries: entries.right, plan: chooseReads(found, options) };
+  });
+
+const describePlan = (plan: ReadPlan, entries: number) =>
+  plan._tag === "Assisted"
+    ? `State-assisted run: ${entries} users known to the state store; profiles are read only where it and the forum's bulk reads disagree.`
+    : `Reading every profile: ${plan.why}.`;
+
+export const prepareStateRun = (
+  ctxOptions: { readonly full: boolean; readonly force: boolean },
+  toProcess: ReadonlyArray<UserCandidate>,
+  concurrency: number,
+) =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const reporter = yield* Reporter;
+    const { store, entries, plan } = yield* findStore(ctxOptions);
+    yield* (plan._tag === "Full" && plan.warn ? reporter.warn : reporter.info)(
+      describePlan(plan, entries.size),
+    );
+    const assisted = plan._tag === "Assisted";
+    const cards = new Map<number, UserCard>();
+    if (assisted) {
+      const ids = toProcess.flatMap((c) => {
+        const entry = entries.get(c.user.id);
+        return entry === undefined ? [] : [entry.forumId];
+      });
+      yield* Effect.forEach(
+        inChunks(ids, userCardsPerRequest),
+        (chunk) =>
+          Effect.map(discourse.userCards(chunk), (found) => {
+            for (const card of found) cards.set(card.id, card);
+          }),
+        { concurrency, discard: true },
+      );
+    }
+    const writable = store !== undefined && !store.readOnly ? store : undefined;
+    const counts = yield* Ref.make({ single: 0, unchanged: 0, forum: 0 });
+    const remember = yield* makeRemembering(writable);
+    const found = new Map<number, { forumId: number; email: string }>();
+
+    /** One user's turn: from the store and bulk reads, or read in full. */
+    const syncOne = (ctx: RunContext, candidate: UserCandidate) =>
+      Effect.gen(function* () {
+        const moodleId = candidate.user.id;
+        const hash = desiredHash(candidate.desired, ctx.settings);
+        const entry = entries.get(moodleId);
+        const card = entry === undefined ? undefined : cards.get(entry.forumId);
+        let emailSource = ctx.emailSource;
+        let reads: UserReads = { _tag: "Read", reason: { _tag: "New" } };
+        if (assisted) {
+          const email = yield* emailOf(ctx.emailSource, card);
+          if (email.source !== undefined) emailSource = email.source;
+          reads = compareUser({
+            entry,
+            hash,
+            card,
+            email: email.address,
+            username: candidate.normalized,
+            match: ctx.settings.match,
+          });
+        }
+        if (reads._tag === "Unchanged" && card !== undefined) {
+          yield* Ref.update(
+            counts,
+            (c) => ({ ...c, unchanged: c.unchanged + 1 }),
+          );
+          return UserOutcome.UpToDate({
+            who: { ...candidate, normalized: card.username },
+            plan: { changes: [], skipped: [] },
+            how:
+              "unchanged since the last run (state store and bulk reads agree)",
+          });
+        }
+        const disagreement = reads._tag === "Read"
+          ? forumDisagrees(candidate.normalized, reads.reason)
+          : undefined;
+        // A row without a match (a renamed account not found) cannot carry
+        // the note: the run says it aloud instead.
+        if (
+          reads._tag === "Read" && reads.reason._tag !== "ForumChanged" &&
+          disagreement !== undefined
+        ) {
+          yield* reporter.warn(disagreement);
+        }
+        yield* Ref.update(counts, (c) => ({
+          ...c,
+          single: c.single + 1,
+          forum: c.forum + (disagreement === undefined ? 0 : 1),
+        }));
+        const read = yield* syncUser({
+          ...ctx,
+          emailSource,
+          accountFound: (id, account) =>
+            Effect.sync(() => {
+              found.set(id, {
+                forumId: account.user.id,
+                email: account.email ?? "",
+              });
+            }),
+        }, candidate);
+        // The row says the forum changed: its values are the ones used.
+        const outcome = disagreement !== undefined && "how" in read
+          ? { ...read, how: `${read.how}; ${disagreement}` }
+          : read;
+        const account = found.get(moodleId);
+        found.delete(moodleId);
+        if (writable === undefined) return outcome;
+        if (!isSettled(outcome, ctx.emailsShared) || account === undefined) {
+          if (entry !== undefined) yield* remember.forget(moodleId);
+          return outcome;
+        }
+        // A profile this run did not write shows as this run's card did.
+        const unwritten = outcome._tag === "UpToDate" ? card : undefined;
+        yield* remember.add(
+          { moodleId, forumId: account.forumId, email: account.email, hash },
+          unwritten?.id === account.forumId ? unwritten : undefined,
+        );
+        return outcome;
+      });
+
+    const summary = Effect.gen(function* () {
+      yield* remember.flush;
+      const c = yield* Ref.get(counts);
+      return {
+        mode: assisted ? "state-assisted" : "full",
+        why: plan._tag === "Full" ? plan.why : undefined,
+        singleProfileReads: c.single,
+        unchanged: c.unchanged,
+        forumChanged: c.forum,
+        storeUpdated: yield* remember.written,
+      } satisfies ReadsSummary;
+    });
+    return { syncOne, summary };
+  });
+
+/**
+ * The primary email bulk reads give for a card, and (small batches, which
+ * read emails per user) the source the user's steps then reuse.
+ */
+const emailOf = (source: EmailSource, card: UserCard | undefined) =>
+  Effect.gen(function* () {
+    if (source._tag === "none") return { address: "", source: undefined };
+    if (card === undefined) return { address: undefined, source: undefined };
+    const key = card.username.toLowerCase();
+    if (source._tag === "bulk") {
+      return { address: source.emails.get(key), source: undefined };
+    }
+    const discourse = yield* Discourse;
+    const emails = yield* discourse.emails(card.username);
+    return {
+      address: emails.email,
+      source: {
+        _tag: "bulk",
+        emails: new Map([[key, emails.email]]),
+        pending: new Map([[key, emails.unconfirmed_emails]]),
+      } satisfies EmailSource,
+    };
+  });
+
+/**
+ * Settled users go to the store with their card as bulk reads show it: a
+ * written profile's card is read after the write, 50 users a request. A store
+ * that fails a write is said once and left alone for the rest of the run.
+ */
+const makeRemembering = (store: StateStoreService | undefined) =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const reporter = yield* Reporter;
+    const waiting = yield* Ref.make<ReadonlyArray<ToRemember>>([]);
+    const written = yield* Ref.make(0);
+    const broken = yield* Ref.make(false);
+    const flushing = yield* Effect.makeSemaphore(1);
+
+    const guard = <E extends { readonly message: string }>(
+      write: Effect.Effect<unknown, E>,
+    ) =>
+      Effect.gen(function* () {
+        if (store === undefined || (yield* Ref.get(broken))) return false;
+        const result = yield* Effect.either(write);
+        if (result._tag === "Right") return true;
+        if (!(yield* Ref.getAndSet(broken, true))) {
+          yield* reporter.warn(
+            `${result.left.message} The rest of this run is not remembered; the next run reads those users in full.`,
+          );
+        }
+        return false;
+      });
+
+    const upsert = (user: ToRemember, card: UserCard) =>
+      Effect.gen(function* () {
+        if (store === undefined) return;
+        const ok = yield* guard(store.upsert({
+          moodleId: user.moodleId,
+          forumId: user.forumId,
+          forumUsername: card.username,
+          desiredHash: user.hash,
+          snapshot: snapshotOf(card, user.email),
+        }));
+        if (ok) yield* Ref.update(written, (n) => n + 1);
+      });
+
+    const readCards = (batch: ReadonlyArray<ToRemember>) =>
+      Effect.gen(function* () {
+        const cards = yield* discourse.userCards(batch.map((u) => u.forumId));
+        const byId = new Map(cards.map((card) => [card.id, card]));
+        for (const user of batch) {
+          const card = byId.get(user.forumId);
+          if (card !== undefined) yield* upsert(user, card);
+        }
+      }).pipe(
+        // Not remembered is not wrong: those users are read again next time.
+        Effect.catchAll((error) =>
+          reporter.warn(
+            `${error.message} ${batch.length} users are not remembered in the state store; the next run reads them in full.`,
+          )
+        ),
+      );
+
+    const take = (all: boolean) =>
+      Ref.modify(
+        waiting,
+        (now) =>
+          all || now.length >= userCardsPerRequest
+            ? [now, [] as ReadonlyArray<ToRemember>]
+            : [[] as ReadonlyArray<ToRemember>, now],
+      );
+
+    const drain = (all: boolean) =>
+      flushing.withPermits(1)(
+        Effect.gen(function* () {
+          const batch = yield* take(all);
+          for (const chunk of inChunks(batch, userCardsPerRequest)) {
+            yield* readCards(chunk);
+          }
+        }),
+      );
+
+    return {
+      add: (user: ToRemember, card: UserCard | undefined) =>
+        card !== undefined ? upsert(user, card) : Effect.gen(function* () {
+          yield* Ref.update(waiting, (now) => [...now, user]);
+          yield* drain(false);
+        }),
+      forget: (moodleId: number) =>
+        store === undefined
+          ? Effect.void
+          : Effect.asVoid(guard(store.invalidate(moodleId))),
+      flush: drain(true),
+      written: Ref.get(written),
+    };
+  });
