@@ -295,3 +295,77 @@ Deno.test("state: --user and --state use and update the store named", async () =
     assert.deepEqual(forumWrites(again.requests), []);
   });
 });
+
+Deno.test("state: revert --apply marks the users it writes for a full read, and the next sync puts Moodle's values back", async () => {
+  await withStateWorld(inStep(), async (world) => {
+    await firstApply(world);
+    world.moodleUsers[0] = moodleUser(2, "ada", {
+      city: "Lyon",
+      country: "FR",
+    });
+    const changed = await world.run(["--all", "--apply"]);
+    const log = rowsOf(changed).find((line) =>
+      line.type === "summary"
+    ).log_path;
+    const reverted = await world.cli(["revert", log, "--apply"]);
+    assert.equal(reverted.code, 0, reverted.stderr);
+    assert.equal(world.discourse.userByUsername("ada")?.location, "Paris, FR");
+    const entries = await world.entries();
+    assert.equal(entries.get(2)?.desiredHash, "");
+    assert.notEqual(entries.get(3)?.desiredHash, "");
+    const next = await world.run(["--all", "--apply"]);
+    assert.deepEqual(profileReads(next.requests).map((r) => r.path), [
+      "/u/ada.json",
+    ]);
+    assert.equal(world.discourse.userByUsername("ada")?.location, "Lyon, FR");
+  });
+});
+
+Deno.test("state: a run killed mid-way leaves a store the next run reads, and that run ends every user as a full run would", async () => {
+  // More than one card request's worth (50), so some are remembered.
+  const users = 130;
+  const ids = Array.from({ length: users }, (_, i) => i + 2);
+  await withStateWorld({
+    moodleUsers: ids.map((id) =>
+      moodleUser(id, `user${id}`, { city: "Quito", country: "EC" })
+    ),
+    forumUsers: [
+      admin,
+      ...ids.map((id) => discourseUser(100 + id, `user${id}`)),
+    ],
+    settings: { concurrency: 1 },
+  }, async (world) => {
+    // Writes are held a moment each, so the kill lands among them.
+    world.discourse.setLatency(5);
+    const killed = await world.spawn(["--all", "--apply"]);
+    const deadline = Date.now() + 60_000;
+    while (
+      forumWrites(world.discourse.requests).length < 80 &&
+      Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    killed.kill("SIGKILL");
+    await killed.done;
+    world.discourse.setLatency(0);
+    const kept = await world.entries();
+    assert.ok(kept.size > 0 && kept.size < users, `${kept.size} entries`);
+    for (const entry of kept.values()) {
+      // Every entry is whole: remembered only once its user was in step.
+      assert.equal(entry.snapshot.location, "Quito, EC");
+    }
+    const next = await world.run(["--all", "--apply"]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal(next.summary.reads.mode, "state-assisted");
+    for (const id of ids) {
+      assert.equal(
+        world.discourse.userByUsername(`user${id}`)?.location,
+        "Quito, EC",
+      );
+    }
+    assert.equal((await world.entries()).size, users);
+    const last = await world.run(["--all", "--apply"]);
+    assert.deepEqual(profileReads(last.requests), []);
+    assert.deepEqual(forumWrites(last.requests), []);
+  });
+});

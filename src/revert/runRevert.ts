@@ -14,6 +14,7 @@ import type {
 } from "../audit/AuditLog.ts";
 import { Journal, recoverUnfinishedWrites } from "../audit/Journal.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
+import { OpenedStateStore } from "../state/opened.ts";
 import { applyChanges } from "../sync/apply.ts";
 import type { FieldChange } from "../sync/diff.ts";
 import { doneFallbacks, makeLedger } from "../sync/ledger.ts";
@@ -73,12 +74,18 @@ export const runRevert = (
 ): Effect.Effect<
   RevertSummary,
   AuditLogError | DiscourseError,
-  Discourse | AuditLog | Journal | Reporter | FileSystem.FileSystem
+  | Discourse
+  | AuditLog
+  | Journal
+  | Reporter
+  | FileSystem.FileSystem
+  | OpenedStateStore
 > =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     const reporter = yield* Reporter;
     const journal = yield* Journal;
+    const opened = yield* OpenedStateStore;
     const startedAt = yield* Clock.currentTimeMillis;
     const mode = options.apply ? "apply" : "dryrun";
     // Rows are reverted one at a time, so any failure to reach the forum
@@ -88,6 +95,21 @@ export const runRevert = (
       stopRequested: options.stopRequested,
       stopNow: options.stopNow,
     });
+
+    /**
+     * The state store's entry no longer describes the forum: the next sync
+     * reads this user in full (a store is only opened for an apply).
+     */
+    const forgetInStore = (moodleId: number | undefined) =>
+      Effect.gen(function* () {
+        if (moodleId === undefined || opened._tag !== "Open") return;
+        const result = yield* Effect.either(opened.store.invalidate(moodleId));
+        if (result._tag === "Left") {
+          yield* reporter.warn(
+            `${result.left.message} Run the next sync with --full.`,
+          );
+        }
+      });
 
     const revertOne = (target: RevertTarget) =>
       Effect.gen(function* () {
@@ -130,6 +152,7 @@ export const runRevert = (
             applyChanges(user.username, plan.changes),
           ),
         );
+        yield* forgetInStore(target.entry.moodleId);
         if (written._tag === "Partial") {
           const failure = written.partial;
           // What was put back is listed, with its values, so the row itself

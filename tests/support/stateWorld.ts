@@ -9,7 +9,14 @@ import {
   type RecordedRequest,
   startFakeDiscourse,
 } from "../doubles/fakeDiscourse.ts";
-import { type CliResult, doublesEnv, runCli, writeSettings } from "./cli.ts";
+import {
+  type CliResult,
+  doublesEnv,
+  runCli,
+  spawnCli,
+  type Spawned,
+  writeSettings,
+} from "./cli.ts";
 import { worldCredentials } from "./world.ts";
 import { readAll } from "./state.ts";
 import type { StoredUser } from "../../src/state/Store.ts";
@@ -47,6 +54,10 @@ export interface StateWorld {
     args: ReadonlyArray<string>,
     env?: Record<string, string>,
   ) => Promise<StateRun>;
+  /** A run in the background, to kill; Moodle stays up until it ends. */
+  readonly spawn: (args: ReadonlyArray<string>) => Promise<Spawned>;
+  /** The CLI as is (no `--json` added), pointed as the last run was. */
+  readonly cli: (args: ReadonlyArray<string>) => Promise<CliResult>;
   /** The store's entries for this pair, opened read-only (after a run). */
   readonly entries: () => Promise<ReadonlyMap<number, StoredUser>>;
 }
@@ -96,10 +107,8 @@ export const withStateWorld = async (
     // One Moodle address for every run: the store is keyed by it.
     let port: number | undefined;
     let moodleEndpoint = "";
-    const run = async (
-      args: ReadonlyArray<string>,
-      env: Record<string, string> = {},
-    ): Promise<StateRun> => {
+    let lastEnv: Record<string, string> = {};
+    const startMoodle = async () => {
       const moodle = await startFakeMoodle({
         token: worldCredentials.moodleToken,
         users: moodleUsers,
@@ -107,11 +116,19 @@ export const withStateWorld = async (
       });
       port = Number(new URL(moodle.endpoint).port);
       moodleEndpoint = moodle.endpoint;
+      return moodle;
+    };
+    const run = async (
+      args: ReadonlyArray<string>,
+      env: Record<string, string> = {},
+    ): Promise<StateRun> => {
+      const moodle = await startMoodle();
       const before = discourse.requests.length;
+      lastEnv = { ...doublesEnv(moodle, discourse), ...env };
       try {
         const result = await runCli(
           ["--settings", settingsPath, "--json", ...args],
-          { env: { ...doublesEnv(moodle, discourse), ...env } },
+          { env: lastEnv },
         );
         const lines = result.stdout.trim().split("\n");
         const summary = JSON.parse(lines[lines.length - 1]);
@@ -132,6 +149,17 @@ export const withStateWorld = async (
       statePath: `${dir}/sync-state.sqlite`,
       moodleUsers,
       run,
+      spawn: async (args) => {
+        const moodle = await startMoodle();
+        lastEnv = doublesEnv(moodle, discourse);
+        const spawned = spawnCli(
+          ["--settings", settingsPath, ...args],
+          lastEnv,
+        );
+        return { ...spawned, done: spawned.done.finally(() => moodle.close()) };
+      },
+      cli: (args) =>
+        runCli(["--settings", settingsPath, ...args], { env: lastEnv }),
       entries: () =>
         readAll({
           path: `${dir}/sync-state.sqlite`,
