@@ -22,6 +22,11 @@ import {
   usernameOf,
 } from "./population.ts";
 import { chooseMethod, type Method, runMeasuredCli } from "./measure.ts";
+import { type AssistedReport, runAssistedBench } from "./assisted.ts";
+
+const assistedName = "assisted";
+const assistedDescription =
+  "state-assisted night of 10,000 users against --full (2,000 with --quick); 100,000-user assisted dry-run memory (not with --quick)";
 import {
   countDiscourse,
   type DiscourseTraffic,
@@ -794,10 +799,11 @@ const main = async () => {
   const all = scenarios(options.quick);
   if (options.list) {
     for (const s of all) console.log(`${s.name.padEnd(16)} ${s.description}`);
+    console.log(`${assistedName.padEnd(16)} ${assistedDescription}`);
     return 0;
   }
   const unknown = (options.only ?? []).filter((name) =>
-    !all.some((s) => s.name === name)
+    name !== assistedName && !all.some((s) => s.name === name)
   );
   if (unknown.length > 0) {
     console.error(`unknown scenario ${unknown.join(", ")}; try --list`);
@@ -823,6 +829,7 @@ const main = async () => {
   });
 
   const results: Result[] = [];
+  let assisted: AssistedReport | undefined;
   try {
     for (const scenario of chosen) {
       console.error(`- ${scenario.name}: ${scenario.description}...`);
@@ -836,6 +843,10 @@ const main = async () => {
       }
       results.push(result);
     }
+    if (!options.only || options.only.includes(assistedName)) {
+      console.error(`- ${assistedName}: ${assistedDescription}...`);
+      assisted = await runAssistedBench({ ...options, method, workDir });
+    }
   } finally {
     if (!options.keep) await Deno.remove(workDir, { recursive: true });
   }
@@ -845,8 +856,10 @@ const main = async () => {
       r.scenario.targets(r).map((c) => ({ ...c, scenario: r.scenario.name }))
     ),
     ...scaleChecks(results).map((c) => ({ ...c, scenario: "scale" })),
+    ...(assisted?.checks ?? []).map((c) => ({ ...c, scenario: assistedName })),
   ];
   console.log(resultsTable(results));
+  if (assisted) console.log(`\n${assisted.lines.join("\n")}`);
   console.log(
     "\n429s: admin and per-IP 429s the doubles answered (foreign-load provokes them on purpose)." +
       "\nreads/pages/emails/PUT/email-PUT: profile reads, admin list pages, emails.json reads, profile writes, email change requests.",

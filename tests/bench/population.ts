@@ -156,6 +156,8 @@ export const syntheticPopulation = (
   options: {
     readonly sso?: boolean;
     readonly groups?: GroupsPlanting;
+    /** Every Moodle user has a forum account already in step. */
+    readonly inStep?: boolean;
   } = {},
 ): Population => {
   const moodleRecords: Array<Record<string, unknown>> = [];
@@ -182,7 +184,7 @@ export const syntheticPopulation = (
     });
     moodleRecords.push(record);
     usernames.push(username);
-    const kind = kindOf(index);
+    const kind = options.inStep ? "current" : kindOf(index);
     if (kind === "missing") {
       missing.add(username);
     } else {

@@ -1,0 +1,416 @@
+/**
+ * The state-assisted run (issue 12), measured as `deno task bench` runs it:
+ * a night's run already in the store, then 1% of users changed in Moodle
+ * (name, location, bio and email in turn), 0.2% edited on the forum by their
+ * owners and 0.1% new in Moodle (their accounts made by SSO at first login,
+ * name and email only). The same night runs twice from identical forums: once
+ * state-assisted, once with `--full`, so requests per user compare side by
+ * side and the assisted forum can be checked against the full one.
+ *
+ * Then, unless --quick, a 100,000-user state-assisted dry-run's peak memory.
+ * Counts come from the doubles' request logs, never from the CLI.
+ */
+import { startFakeMoodle } from "../doubles/fakeMoodle.ts";
+import {
+  type DiscourseScenarioUser,
+  type FakeDiscourse,
+  startFakeDiscourse,
+} from "../doubles/fakeDiscourse.ts";
+import { moodleUser } from "../doubles/scenarios.ts";
+import { type Method, runMeasuredCli } from "./measure.ts";
+import {
+  benchCredentials,
+  syntheticPopulation,
+  usernameOf,
+} from "./population.ts";
+
+export interface AssistedCheck {
+  readonly target: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface AssistedReport {
+  readonly lines: ReadonlyArray<string>;
+  readonly checks: ReadonlyArray<AssistedCheck>;
+}
+
+const unlimited = 1_000_000;
+
+/** What one night changes, by forum username. */
+interface Night {
+  readonly moodleChanged: ReadonlyArray<string>;
+  readonly forumEdited: ReadonlyArray<string>;
+  readonly added: ReadonlyArray<string>;
+  readonly emailChanged: number;
+}
+
+const settingsFor = async (
+  dir: string,
+  name: string,
+  moodleEndpoint: string,
+  discourseUrl: string,
+): Promise<string> => {
+  const path = `${dir}/${name}.json`;
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      env: "bench",
+      moodle: { endpoint: moodleEndpoint, token: benchCredentials.moodleToken },
+      discourse: {
+        url: discourseUrl,
+        apiKey: benchCredentials.discourseApiKey,
+        apiUser: benchCredentials.discourseApiUser,
+        requestsPerMinute: unlimited,
+      },
+      concurrency: 4,
+      logDir: `${dir}/${name}-logs`,
+      lockDir: `${dir}/locks`,
+    }),
+  );
+  await Deno.chmod(path, 0o600);
+  return path;
+};
+
+const forumOf = (users: ReadonlyArray<DiscourseScenarioUser>) =>
+  startFakeDiscourse({
+    apiKey: benchCredentials.discourseApiKey,
+    apiUser: benchCredentials.discourseApiUser,
+    users: users.map((user) => structuredClone(user)),
+    rateLimit: {
+      adminPerMinute: unlimited,
+      ipPerMinute: unlimited,
+      ipPer10Seconds: unlimited,
+    },
+    recordBodies: false,
+  });
+
+/** Changes the night brings, the same on every forum it is applied to. */
+const planNight = (
+  size: number,
+  moodleUsers: Array<Record<string, unknown>>,
+): Night & { readonly forumEdit: (forum: FakeDiscourse) => void } => {
+  const changed = Math.round(size * 0.01);
+  const edited = Math.round(size * 0.002);
+  const added = Math.round(size * 0.001);
+  const moodleChanged: string[] = [];
+  let emailChanged = 0;
+  // Spread over the list; Moodle ids are index + 1, records after the guest.
+  for (let n = 0; n < changed; n++) {
+    const index = 1 + Math.floor((n * size) / changed);
+    const record = moodleUsers.find((r) => r.id === index + 1)!;
+    switch (n % 4) {
+      case 0:
+        record.firstname = `Renamed${index}`;
+        record.fullname = `Renamed${index} ${record.lastname}`;
+        break;
+      case 1:
+        record.city = "Valparaíso";
+        record.country = "CL";
+        break;
+      case 2:
+        record.description = `<p>A new bio for ${index}.</p>`;
+        break;
+      case 3:
+        record.email = `new.${index}@campus.example`;
+        emailChanged++;
+        break;
+    }
+    moodleChanged.push(usernameOf(index));
+  }
+  const forumEdited: string[] = [];
+  for (let n = 0; n < edited; n++) {
+    // Never a user Moodle changed: each user is one kind of change.
+    forumEdited.push(usernameOf(3 + Math.floor((n * size) / edited)));
+  }
+  const addedNames: string[] = [];
+  for (let n = 0; n < added; n++) {
+    const index = size + 10 + n;
+    const username = usernameOf(index);
+    moodleUsers.push(
+      moodleUser(index + 1, username, { city: "Quito", country: "EC" }),
+    );
+    addedNames.push(username);
+  }
+  return {
+    moodleChanged,
+    forumEdited,
+    added: addedNames,
+    emailChanged,
+    forumEdit: (forum) => {
+      forumEdited.forEach((username, n) => {
+        const user = forum.userByUsername(username)!;
+        if (n % 3 === 0) user.name = `${user.name} (edited)`;
+        else if (n % 3 === 1) user.location = "Edited town";
+        else user.bio_raw = "Edited on the forum by its owner.";
+      });
+    },
+  };
+};
+
+/** The account DiscourseConnect makes at a first login: name and email. */
+const ssoAccount = (
+  record: Record<string, unknown>,
+  id: number,
+): DiscourseScenarioUser => ({
+  id,
+  username: String(record.username),
+  name: String(record.fullname),
+  email: String(record.email),
+  active: true,
+});
+
+const profileOf = (forum: FakeDiscourse, username: string) => {
+  const user = forum.userByUsername(username);
+  return user === undefined ? undefined : JSON.stringify([
+    user.name ?? "",
+    user.location ?? "",
+    user.bio_raw ?? "",
+    user.email,
+  ]);
+};
+
+const check = (
+  target: string,
+  ok: boolean,
+  detail: string,
+): AssistedCheck => ({ target, ok, detail });
+
+const fmt = (value: number, digits = 3) => value.toFixed(digits);
+
+export const runAssistedBench = async (
+  options: {
+    readonly quick: boolean;
+    readonly method: Method;
+    readonly workDir: string;
+  },
+): Promise<AssistedReport> => {
+  const size = options.quick ? 2_000 : 10_000;
+  const dir = `${options.workDir}/assisted`;
+  await Deno.mkdir(dir, { recursive: true });
+  const population = syntheticPopulation(size, { inStep: true });
+  const moodleUsers = population.moodle.users;
+  const night0 = await startFakeMoodle({
+    ...population.moodle,
+    users: moodleUsers.map((r) => ({ ...r })),
+  });
+  const port = Number(new URL(night0.endpoint).port);
+  const forumA = await forumOf(population.discourse.users);
+  const lines: string[] = [];
+  const checks: AssistedCheck[] = [];
+  let forumB: FakeDiscourse | undefined;
+  let moodle = night0;
+  try {
+    const settingsA = await settingsFor(
+      dir,
+      "assisted",
+      night0.endpoint,
+      forumA.url,
+    );
+    const run = (settings: string, args: ReadonlyArray<string>) =>
+      runMeasuredCli(options.method, ["--settings", settings, ...args], {
+        cwd: dir,
+        timeFile: `${dir}/time.txt`,
+      });
+    const before0 = forumA.requestCount();
+    const first = await run(settingsA, ["--all", "--apply"]);
+    const firstRequests = forumA.requestCount() - before0;
+
+    // The next night: Moodle and the forum have moved on.
+    const night = planNight(size, moodleUsers);
+    let nextId = Math.max(...[...forumA.users.keys()]) + 1;
+    const accounts = night.added.map((username) =>
+      ssoAccount(moodleUsers.find((r) => r.username === username)!, nextId++)
+    );
+    await moodle.close();
+    moodle = await startFakeMoodle({
+      ...population.moodle,
+      users: moodleUsers,
+      port,
+    });
+    for (const account of accounts) {
+      forumA.users.set(account.id, { ...account });
+    }
+    night.forumEdit(forumA);
+    forumB = await forumOf([...forumA.users.values()]);
+    const settingsB = await settingsFor(
+      dir,
+      "full",
+      moodle.endpoint,
+      forumB.url,
+    );
+    forumA.requests.splice(0);
+    forumA.emailChangeRequests.splice(0);
+
+    const assisted = await run(settingsA, ["--all", "--apply"]);
+    const assistedLog = forumA.requests.splice(0);
+    const full = await run(settingsB, ["--all", "--apply", "--full"]);
+    const fullRequests = forumB.requestCount();
+    const again = await run(settingsA, ["--all", "--apply"]);
+    const againLog = forumA.requests.splice(0);
+
+    const users = size + night.added.length;
+    const affected = night.moodleChanged.length + night.forumEdited.length +
+      night.added.length;
+    const bound = 0.03 * users + 2 * affected;
+    const puts = assistedLog.filter((r) => r.method === "PUT").map((r) =>
+      r.path
+    );
+    const writtenTwice = puts.length - new Set(puts).size;
+    const usernames = [
+      ...population.usernames.filter((u) => !u.startsWith("bench")),
+      ...night.added,
+    ];
+    const differing = usernames.filter((u) =>
+      profileOf(forumA, u) !== profileOf(forumB!, u)
+    );
+    const emailRequests = (forum: FakeDiscourse) =>
+      forum.emailChangeRequests.map((r) => `${r.username} ${r.email}`).sort()
+        .join("\n");
+    const singleReads = assistedLog.filter((r) =>
+      r.method === "GET" && /^\/u\/[^/]+\.json$/.test(r.path)
+    ).length;
+    const cards = assistedLog.filter((r) =>
+      r.path === "/user-cards.json"
+    )
+      .length;
+    const adminPages = assistedLog.filter((r) =>
+      r.path.startsWith("/admin/users/list/")
+    ).length;
+
+    lines.push(
+      `State-assisted night over ${users} users: ${night.moodleChanged.length} changed in Moodle (${night.emailChanged} emails), ${night.forumEdited.length} edited on the forum, ${night.added.length} new`,
+      "",
+      "run                         requests  req/user  wall s  peak MB",
+      `first --apply (full, store) ${String(firstRequests).padStart(8)}  ${
+        fmt(firstRequests / size)
+      }  ${fmt(first.wallSeconds, 1).padStart(6)}  ${
+        fmt(first.peakRssMb, 0).padStart(7)
+      }`,
+      `night, state-assisted       ${String(assistedLog.length).padStart(8)}  ${
+        fmt(assistedLog.length / users)
+      }  ${fmt(assisted.wallSeconds, 1).padStart(6)}  ${
+        fmt(assisted.peakRssMb, 0).padStart(7)
+      }`,
+      `night, --full               ${String(fullRequests).padStart(8)}  ${
+        fmt(fullRequests / users)
+      }  ${fmt(full.wallSeconds, 1).padStart(6)}  ${
+        fmt(full.peakRssMb, 0).padStart(7)
+      }`,
+      `next night, nothing changed ${String(againLog.length).padStart(8)}  ${
+        fmt(againLog.length / users)
+      }  ${fmt(again.wallSeconds, 1).padStart(6)}  ${
+        fmt(again.peakRssMb, 0).padStart(7)
+      }`,
+      "",
+      `state-assisted night: ${adminPages} admin list pages, ${cards} user-card requests, ${singleReads} single-profile reads, ${puts.length} profile writes, ${
+        assistedLog.filter((r) => r.path.endsWith("/emails.json")).length
+      } emails.json reads, ${
+        assistedLog.filter((r) => r.path.endsWith("/preferences/email.json"))
+          .length
+      } email change requests`,
+    );
+    checks.push(
+      check(
+        `requests <= 0.03 x users + 2 x (changed + edited + new)`,
+        assistedLog.length <= bound,
+        `${assistedLog.length} <= ${bound} (${
+          fmt(assistedLog.length / users)
+        } a user; --full: ${fmt(fullRequests / users)})`,
+      ),
+      check(
+        "single-profile reads only for the users that changed",
+        singleReads === affected,
+        `${singleReads} reads for ${affected} changed, edited or new users`,
+      ),
+      check(
+        "every profile as --full --apply leaves it",
+        differing.length === 0 &&
+          emailRequests(forumA) === emailRequests(forumB),
+        `${differing.length} profiles differ${
+          differing.length > 0 ? ` (${differing.slice(0, 3).join(", ")})` : ""
+        }; email change requests ${
+          emailRequests(forumA) === emailRequests(forumB) ? "equal" : "differ"
+        }`,
+      ),
+      check("no user written twice", writtenTwice === 0, `${writtenTwice}`),
+      check(
+        "a second assisted run writes nothing",
+        againLog.every((r) => r.method === "GET"),
+        `${
+          againLog.filter((r) => r.method !== "GET").length
+        } writes, ${againLog.length} requests`,
+      ),
+      check(
+        "runs ended as planned (exit 0, or 1 for the planted collision)",
+        [first, assisted, full, again].every((m) => m.code <= 1),
+        [first, assisted, full, again].map((m) => m.code).join(", "),
+      ),
+    );
+  } finally {
+    await moodle.close();
+    await forumA.close();
+    await forumB?.close();
+  }
+  if (!options.quick) {
+    const memory = await hundredThousand(options.method, options.workDir);
+    lines.push(...memory.lines);
+    checks.push(...memory.checks);
+  }
+  return { lines, checks };
+};
+
+/** 100,000 users: the first run builds the store, then an assisted dry-run. */
+const hundredThousand = async (
+  method: Method,
+  workDir: string,
+): Promise<AssistedReport> => {
+  const size = 100_000;
+  const dir = `${workDir}/assisted-100k`;
+  await Deno.mkdir(dir, { recursive: true });
+  const population = syntheticPopulation(size, { inStep: true });
+  const moodle = await startFakeMoodle(population.moodle);
+  const forum = await startFakeDiscourse({
+    ...population.discourse,
+    recordRequests: false,
+    rateLimit: {
+      adminPerMinute: unlimited,
+      ipPerMinute: unlimited,
+      ipPer10Seconds: unlimited,
+    },
+  });
+  try {
+    const settings = await settingsFor(dir, "s", moodle.endpoint, forum.url);
+    const run = (args: ReadonlyArray<string>) =>
+      runMeasuredCli(method, ["--settings", settings, ...args], {
+        cwd: dir,
+        timeFile: `${dir}/time.txt`,
+      });
+    const first = await run(["--all", "--apply"]);
+    const before = forum.requestCount();
+    const dry = await run(["--all"]);
+    const requests = forum.requestCount() - before;
+    return {
+      lines: [
+        "",
+        `100,000 users: first --apply ${fmt(first.wallSeconds, 0)} s, ${
+          fmt(first.peakRssMb, 0)
+        } MB peak; state-assisted dry-run ${requests} requests (${
+          fmt(requests / size)
+        } a user), ${fmt(dry.wallSeconds, 0)} s, ${
+          fmt(dry.cpuSeconds, 0)
+        } s CPU, ${fmt(dry.peakRssMb, 0)} MB peak`,
+      ],
+      checks: [
+        check(
+          "100,000-user state-assisted dry-run peak < 1 GB",
+          dry.peakRssMb < 1024 && dry.code <= 1,
+          `${fmt(dry.peakRssMb, 0)} MB, exit ${dry.code}`,
+        ),
+      ],
+    };
+  } finally {
+    await moodle.close();
+    await forum.close();
+  }
+};
