@@ -76,20 +76,31 @@ export const chooseReads = (
     : { _tag: "Assisted" };
 };
 
+/** The fields a desired profile is fingerprinted by. */
+export type DesiredFields = Pick<
+  DesiredProfile,
+  "name" | "location" | "bio" | "email"
+>;
+
+type HashSettings = Pick<Settings, "fields" | "match">;
+
 /**
  * The fingerprint of what the run would make true: the desired fields and
  * the settings that decide what is written. A changed policy or match mode
- * therefore reads every user once.
+ * therefore reads every user once. The email counts only where it is synced,
+ * and as the forum compares it (trimmed, lower case).
  */
 export const desiredHash = (
-  desired: DesiredProfile,
-  settings: Pick<Settings, "fields" | "match">,
+  desired: DesiredFields,
+  settings: HashSettings,
 ): string =>
   profileHash({
     name: desired.name,
     location: desired.location,
     bio: desired.bio,
-    email: desired.email,
+    email: settings.fields.email === "overwrite"
+      ? desired.email.trim().toLowerCase()
+      : "",
     policies: [
       settings.fields.name,
       settings.fields.location,
@@ -98,6 +109,21 @@ export const desiredHash = (
     ].join(","),
     match: settings.match,
   });
+
+/**
+ * Whether an email-only change may skip the profile read: only where no
+ * match needs its owner checked before a write (see `needsOwnershipCheck`),
+ * so the account the store knows is the one a full run would write.
+ */
+const emailOnlyAllowed = (
+  settings: HashSettings & {
+    readonly discourse: Pick<Settings["discourse"], "ssoSecret">;
+  },
+): boolean =>
+  settings.fields.email === "overwrite" &&
+  (settings.match === "external_id" ||
+    (settings.match === "username" &&
+      settings.discourse.ssoSecret === undefined));
 
 /** What bulk reads show of an account: its card and its primary email. */
 export const snapshotOf = (card: UserCard, email: string): ForumSnapshot => ({
@@ -120,6 +146,11 @@ const snapshotFields: ReadonlyArray<
 export type ReadReason =
   | { readonly _tag: "New" }
   | { readonly _tag: "MoodleChanged" }
+  /**
+   * Only Moodle's email changed, and the forum is as the store left it: the
+   * email is planned from `emails.json` alone, without the profile.
+   */
+  | { readonly _tag: "EmailChanged" }
   | { readonly _tag: "ForumChanged"; readonly fields: ReadonlyArray<string> }
   | { readonly _tag: "Renamed"; readonly from: string; readonly to: string }
   | { readonly _tag: "Gone"; readonly forumId: number };
@@ -137,13 +168,13 @@ const read = (reason: ReadReason): UserReads => ({ _tag: "Read", reason });
  */
 export const compareUser = (input: {
   readonly entry: StoredUser | undefined;
-  readonly hash: string;
+  readonly desired: DesiredFields;
+  readonly settings: Parameters<typeof emailOnlyAllowed>[0];
   readonly card: UserCard | undefined;
   /** The primary email bulk reads show; "" when email is not synced. */
   readonly email: string | undefined;
   /** The forum username matching by username would look up. */
   readonly username: string;
-  readonly match: Settings["match"];
 }): UserReads => {
   const { entry, card } = input;
   if (entry === undefined) return read({ _tag: "New" });
@@ -166,11 +197,19 @@ export const compareUser = (input: {
   if (changed.length > 0) {
     return read({ _tag: "ForumChanged", fields: changed });
   }
-  const sameAccountName = input.match !== "username" ||
+  const { desired, settings } = input;
+  const sameAccountName = settings.match !== "username" ||
     sameUsername(entry.forumUsername, input.username);
-  return sameAccountName && input.hash === entry.desiredHash
-    ? { _tag: "Unchanged" }
-    : read({ _tag: "MoodleChanged" });
+  if (!sameAccountName) return read({ _tag: "MoodleChanged" });
+  if (desiredHash(desired, settings) === entry.desiredHash) {
+    return { _tag: "Unchanged" };
+  }
+  // The store's hash with the forum's email for Moodle's: equal when the
+  // email is all that changed since the user was last in step.
+  const onlyEmail = emailOnlyAllowed(settings) &&
+    desiredHash({ ...desired, email: entry.snapshot.email }, settings) ===
+      entry.desiredHash;
+  return read({ _tag: onlyEmail ? "EmailChanged" : "MoodleChanged" });
 };
 
 /** The line an assisted run prints for a user it reads because of the forum. */

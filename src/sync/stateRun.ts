@@ -6,7 +6,7 @@
  */
 import { Effect, Ref } from "effect";
 import { Discourse, userCardsPerRequest } from "../discourse/Discourse.ts";
-import type { UserCard } from "../discourse/schema.ts";
+import type { EmailsResponse, UserCard } from "../discourse/schema.ts";
 import type { StateStoreService, StoredUser } from "../state/Store.ts";
 import { OpenedStateStore } from "../state/opened.ts";
 import {
@@ -25,7 +25,10 @@ import type { RunContext } from "./context.ts";
 import type { EmailSource } from "./fetchDiscourse.ts";
 import { Reporter } from "./Reporter.ts";
 import type { ReadsSummary } from "./summary.ts";
-import { syncUser } from "./syncUser.ts";
+import { carryOut, syncUser } from "./syncUser.ts";
+import { diffProfile } from "./diff.ts";
+import { withoutSharedEmail } from "./match.ts";
+import type { DesiredProfile } from "./profile.ts";
 import { UserOutcome } from "./UserOutcome.ts";
 
 /** A settled user waiting for its card, read 50 at a time. */
@@ -120,21 +123,31 @@ export const prepareStateRun = (
     const syncOne = (ctx: RunContext, candidate: UserCandidate) =>
       Effect.gen(function* () {
         const moodleId = candidate.user.id;
-        const hash = desiredHash(candidate.desired, ctx.settings);
+        const { desired } = candidate;
+        // The bio is converted on each read of it: once here.
+        const fields = {
+          name: desired.name,
+          location: desired.location,
+          bio: desired.bio,
+          email: desired.email,
+        };
+        const hash = desiredHash(fields, ctx.settings);
         const entry = entries.get(moodleId);
         const card = entry === undefined ? undefined : cards.get(entry.forumId);
         let emailSource = ctx.emailSource;
+        let emailsRead: EmailsResponse | undefined;
         let reads: UserReads = { _tag: "Read", reason: { _tag: "New" } };
         if (assisted) {
           const email = yield* emailOf(ctx.emailSource, card);
           if (email.source !== undefined) emailSource = email.source;
+          emailsRead = email.read;
           reads = compareUser({
             entry,
-            hash,
+            desired: fields,
+            settings: ctx.settings,
             card,
             email: email.address,
             username: candidate.normalized,
-            match: ctx.settings.match,
           });
         }
         if (reads._tag === "Unchanged" && card !== undefined) {
@@ -148,6 +161,26 @@ export const prepareStateRun = (
             how:
               "unchanged since the last run (state store and bulk reads agree)",
           });
+        }
+        if (
+          reads._tag === "Read" && reads.reason._tag === "EmailChanged" &&
+          card !== undefined && entry !== undefined
+        ) {
+          const emails = emailsRead ?? (yield* discourse.emails(card.username));
+          const outcome = yield* carryOut(ctx, candidate, {
+            username: card.username,
+            plan: emailPlan(ctx, desired, emails),
+            how:
+              "the account the state store knows; only the email changed in Moodle",
+            refusal: Effect.succeed(undefined),
+          });
+          yield* settle(ctx, outcome, entry, {
+            moodleId,
+            forumId: card.id,
+            email: emails.email,
+            hash,
+          }, card);
+          return outcome;
         }
         const disagreement = reads._tag === "Read"
           ? forumDisagrees(candidate.normalized, reads.reason)
@@ -182,18 +215,37 @@ export const prepareStateRun = (
           : read;
         const account = found.get(moodleId);
         found.delete(moodleId);
-        if (writable === undefined) return outcome;
-        if (!isSettled(outcome, ctx.emailsShared) || account === undefined) {
-          if (entry !== undefined) yield* remember.forget(moodleId);
-          return outcome;
-        }
-        // A profile this run did not write shows as this run's card did.
-        const unwritten = outcome._tag === "UpToDate" ? card : undefined;
-        yield* remember.add(
-          { moodleId, forumId: account.forumId, email: account.email, hash },
-          unwritten?.id === account.forumId ? unwritten : undefined,
+        yield* settle(
+          ctx,
+          outcome,
+          entry,
+          account && { moodleId, ...account, hash },
+          card?.id === account?.forumId ? card : undefined,
         );
         return outcome;
+      });
+
+    /**
+     * An --apply run remembers a user left in step, with the card bulk reads
+     * show for it now; a user not in step is read in full next time.
+     */
+    const settle = (
+      ctx: RunContext,
+      outcome: UserOutcome,
+      entry: StoredUser | undefined,
+      user: ToRemember | undefined,
+      /** This run's card of the account, read before any write. */
+      card: UserCard | undefined,
+    ) =>
+      Effect.gen(function* () {
+        if (writable === undefined) return;
+        if (!isSettled(outcome, ctx.emailsShared) || user === undefined) {
+          if (entry !== undefined) {
+            yield* remember.forget(user?.moodleId ?? entry.moodleId);
+          }
+          return;
+        }
+        yield* remember.add(user, card && cardAfter(outcome, card));
       });
 
     const summary = Effect.gen(function* () {
@@ -212,21 +264,65 @@ export const prepareStateRun = (
   });
 
 /**
+ * The card bulk reads would show after this outcome's writes, when it can be
+ * known without reading it: the bio's excerpt is Discourse's own rendering,
+ * so a written bio needs the card read again.
+ */
+const cardAfter = (
+  outcome: UserOutcome,
+  before: UserCard,
+): UserCard | undefined => {
+  if (outcome._tag !== "Applied") return before;
+  const written = new Map(outcome.plan.changes.map((c) => [c.field, c.after]));
+  if (written.has("bio")) return undefined;
+  return {
+    ...before,
+    name: written.get("name") ?? before.name,
+    location: written.get("location") ?? before.location,
+  };
+};
+
+/** Only the email, planned from `emails.json` as a full run plans it. */
+const emailPlan = (
+  ctx: RunContext,
+  desired: DesiredProfile,
+  emails: EmailsResponse,
+) =>
+  withoutSharedEmail(
+    diffProfile(
+      desired,
+      {
+        name: "",
+        location: "",
+        bio: "",
+        email: emails.email,
+        pendingEmails: emails.unconfirmed_emails,
+      },
+      { name: "off", location: "off", bio: "off", email: "overwrite" },
+      { name: true, location: true, bio: true, email: true },
+      { force: false },
+    ),
+    ctx.emailsShared,
+  );
+
+/**
  * The primary email bulk reads give for a card, and (small batches, which
  * read emails per user) the source the user's steps then reuse.
  */
 const emailOf = (source: EmailSource, card: UserCard | undefined) =>
   Effect.gen(function* () {
-    if (source._tag === "none") return { address: "", source: undefined };
-    if (card === undefined) return { address: undefined, source: undefined };
+    const none = { source: undefined, read: undefined };
+    if (source._tag === "none") return { ...none, address: "" };
+    if (card === undefined) return { ...none, address: undefined };
     const key = card.username.toLowerCase();
     if (source._tag === "bulk") {
-      return { address: source.emails.get(key), source: undefined };
+      return { ...none, address: source.emails.get(key) };
     }
     const discourse = yield* Discourse;
     const emails = yield* discourse.emails(card.username);
     return {
       address: emails.email,
+      read: emails,
       source: {
         _tag: "bulk",
         emails: new Map([[key, emails.email]]),

@@ -4,12 +4,13 @@
  * `missingUser`.
  */
 import { Effect, Option } from "effect";
+import type { Discourse, DiscourseError } from "../discourse/Discourse.ts";
 import { Journal } from "../audit/Journal.ts";
 import { editableFields, heldValues } from "../discourse/schema.ts";
 import { applyChanges, limitViolations } from "./apply.ts";
 import { type UserCandidate, writeKey } from "./candidate.ts";
 import type { RunContext } from "./context.ts";
-import { diffProfile } from "./diff.ts";
+import { diffProfile, type Plan } from "./diff.ts";
 import { type ForumAccount, pendingEmails } from "./fetchDiscourse.ts";
 import {
   accountOwnership,
@@ -22,13 +23,13 @@ import {
 } from "./match.ts";
 import { missingUser } from "./missingUser.ts";
 import type { DesiredProfile } from "./profile.ts";
-import { UserOutcome } from "./UserOutcome.ts";
+import { type OwnerUnchecked, UserOutcome } from "./UserOutcome.ts";
 import { verifyProfile } from "./verify.ts";
 import { rowOf } from "./words.ts";
 
 export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
   Effect.gen(function* () {
-    const { settings, options } = ctx;
+    const { settings } = ctx;
     const seeker = seekerOf(ctx, candidate);
     const identity = yield* findForumAccount(
       seeker,
@@ -40,14 +41,63 @@ export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
     }
     const { account, by } = identity;
     if (ctx.accountFound) yield* ctx.accountFound(candidate.user.id, account);
-    const how = describeMatch(by);
     const plan = yield* planFor(ctx, candidate.desired, account);
     const username = account.user.username;
-    const who = { ...candidate, normalized: username };
     const checkOwner = needsOwnershipCheck(by, settings);
-    const ownerUnchecked = checkOwner
-      ? { accountId: account.user.id, by }
-      : undefined;
+    return yield* carryOut(ctx, candidate, {
+      username,
+      plan,
+      how: describeMatch(by),
+      ownerUnchecked: checkOwner
+        ? { accountId: account.user.id, by }
+        : undefined,
+      // Checked before anything would be written, in a dry-run too, so
+      // that the dry-run shows what --apply would refuse.
+      refusal: checkOwner
+        ? Effect.map(
+          accountOwnership(account, candidate.user.id),
+          (owner) =>
+            owner._tag === "Foreign"
+              ? UserOutcome.ForeignAccount({
+                who: { ...candidate, normalized: username },
+                by,
+                account,
+                externalId: owner.externalId,
+              })
+              : undefined,
+        )
+        : Effect.succeed(undefined),
+    });
+  });
+
+/** A found account's plan, and what may still refuse its writes. */
+export interface PlannedUser {
+  readonly username: string;
+  readonly plan: Plan;
+  /** How the account was found, for the row. */
+  readonly how: string;
+  /** Set when `refusal` checks the owner: said by outcomes that skip it. */
+  readonly ownerUnchecked?: OwnerUnchecked;
+  /** Asked only when there is something to write: an outcome ends there. */
+  readonly refusal: Effect.Effect<
+    UserOutcome | undefined,
+    DiscourseError,
+    Discourse
+  >;
+}
+
+/**
+ * A planned user to its end: up to date, refused, or (with --apply, and the
+ * operator's word in --interactive) written through the journal and verified.
+ */
+export const carryOut = (
+  ctx: RunContext,
+  candidate: UserCandidate,
+  { username, plan, how, refusal, ownerUnchecked }: PlannedUser,
+) =>
+  Effect.gen(function* () {
+    const { options } = ctx;
+    const who = { ...candidate, normalized: username };
     if (plan.changes.length === 0) {
       return UserOutcome.UpToDate({ who, plan, how, ownerUnchecked });
     }
@@ -61,19 +111,8 @@ export const syncUser = (ctx: RunContext, candidate: UserCandidate) =>
         ownerUnchecked,
       });
     }
-    // Checked before anything would be written, in a dry-run too, so
-    // that the dry-run shows what --apply would refuse.
-    if (checkOwner) {
-      const owner = yield* accountOwnership(account, candidate.user.id);
-      if (owner._tag === "Foreign") {
-        return UserOutcome.ForeignAccount({
-          who,
-          by,
-          account,
-          externalId: owner.externalId,
-        });
-      }
-    }
+    const refused = yield* refusal;
+    if (refused !== undefined) return refused;
     const pending = UserOutcome.Planned({ who, plan, how });
     if (!options.apply) return pending;
     const intent = rowOf(pending).entry;
