@@ -31,8 +31,7 @@ const logDirFlag: Flag = {
 const stateFlag: Flag = {
   name: "state",
   value: "FILE",
-  meaning:
-    "state store (default: state.path, sync-state.sqlite beside the settings)",
+  meaning: "state store (default: state.path or sync-state.sqlite)",
 };
 
 export const syncFlags: ReadonlyArray<Flag> = [
@@ -66,7 +65,7 @@ export const syncFlags: ReadonlyArray<Flag> = [
   },
   {
     name: "full",
-    meaning: "read every profile, ignoring the state store, and rewrite it",
+    meaning: "read every profile, ignore the state store, rewrite it",
   },
   {
     name: "check",

@@ -13,7 +13,7 @@ export const stateOptions = (
   // `--state`, else `state.path`, else beside the settings file.
   const path = Option.getOrElse(
     flag,
-    () => settings.state.path ?? defaultStatePath(settingsFile),
+    () => settings.state?.path ?? defaultStatePath(settingsFile),
   );
   if (options.onlyIfPresent && !existsSync(path)) return undefined;
   return {

@@ -211,11 +211,10 @@ export const Settings = Schema.Struct({
     { default: () => ({ suppressWelcomeMessage: true }) },
   ),
   /** The state store; absent: `sync-state.sqlite` beside the settings file. */
-  state: Schema.optionalWith(
+  state: Schema.optional(
     Schema.Struct({ path: Schema.optional(text("a file path")) }).annotations(
       { message: () => "an object with path" },
     ),
-    { default: () => ({}) },
   ),
   /** Where --apply runs lock the forum; absent: the OS temp dir. */
   lockDir: Schema.optional(text("a directory path")),

@@ -324,9 +324,7 @@ const make = (config: DiscourseConfig) =>
           path: "/user-cards.json",
           maxBytes: answerLimits.listPage,
           query: { user_ids: ids.join(",") },
-        }, readCards).pipe(Effect.map((body) =>
-          body.users
-        )),
+        }, readCards).pipe(Effect.map((body) => body.users)),
       updateProfile: (username, fields) =>
         execute({
           what: `update the profile of user "${username}"`,

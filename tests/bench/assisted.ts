@@ -166,6 +166,21 @@ const check = (
 
 const fmt = (value: number, digits = 3) => value.toFixed(digits);
 
+const row = (
+  label: string,
+  requests: number,
+  users: number,
+  measured: { wallSeconds: number; cpuSeconds: number; peakRssMb: number },
+) =>
+  [
+    label.padEnd(27),
+    String(requests).padStart(8),
+    fmt(requests / users).padStart(8),
+    fmt(measured.wallSeconds, 1).padStart(6),
+    fmt(measured.cpuSeconds, 1).padStart(6),
+    fmt(measured.peakRssMb, 0).padStart(7),
+  ].join("  ");
+
 export const runAssistedBench = async (
   options: {
     readonly quick: boolean;
@@ -262,27 +277,11 @@ export const runAssistedBench = async (
     lines.push(
       `State-assisted night over ${users} users: ${night.moodleChanged.length} changed in Moodle (${night.emailChanged} emails), ${night.forumEdited.length} edited on the forum, ${night.added.length} new`,
       "",
-      "run                         requests  req/user  wall s  peak MB",
-      `first --apply (full, store) ${String(firstRequests).padStart(8)}  ${
-        fmt(firstRequests / size)
-      }  ${fmt(first.wallSeconds, 1).padStart(6)}  ${
-        fmt(first.peakRssMb, 0).padStart(7)
-      }`,
-      `night, state-assisted       ${String(assistedLog.length).padStart(8)}  ${
-        fmt(assistedLog.length / users)
-      }  ${fmt(assisted.wallSeconds, 1).padStart(6)}  ${
-        fmt(assisted.peakRssMb, 0).padStart(7)
-      }`,
-      `night, --full               ${String(fullRequests).padStart(8)}  ${
-        fmt(fullRequests / users)
-      }  ${fmt(full.wallSeconds, 1).padStart(6)}  ${
-        fmt(full.peakRssMb, 0).padStart(7)
-      }`,
-      `next night, nothing changed ${String(againLog.length).padStart(8)}  ${
-        fmt(againLog.length / users)
-      }  ${fmt(again.wallSeconds, 1).padStart(6)}  ${
-        fmt(again.peakRssMb, 0).padStart(7)
-      }`,
+      "run                         requests  req/user  wall s   cpu s  peak MB",
+      row("first --apply (full, store)", firstRequests, size, first),
+      row("night, state-assisted", assistedLog.length, users, assisted),
+      row("night, --full", fullRequests, users, full),
+      row("next night, nothing changed", againLog.length, users, again),
       "",
       `state-assisted night: ${adminPages} admin list pages, ${cards} user-card requests, ${singleReads} single-profile reads, ${puts.length} profile writes, ${
         assistedLog.filter((r) => r.path.endsWith("/emails.json")).length

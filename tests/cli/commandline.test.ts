@@ -133,6 +133,7 @@ Deno.test("bash completion offers revert's own flags after revert, and the sync'
       "--json",
       "--log-dir",
       "--settings",
+      "--state",
       "--trust-edited-log",
     ],
   );
