@@ -369,3 +369,28 @@ Deno.test("state: a run killed mid-way leaves a store the next run reads, and th
     assert.deepEqual(forumWrites(last.requests), []);
   });
 });
+
+Deno.test("state: a Moodle email change is planned from emails.json alone, and a pending change is not sent again", async () => {
+  await withStateWorld(inStep(), async (world) => {
+    await firstApply(world);
+    world.moodleUsers[2] = moodleUser(4, "cyd", { email: "cyd@new.example" });
+    const run = await world.run(["--user", "cyd", "--apply"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(profileReads(run.requests), []);
+    assert.deepEqual(forumWrites(run.requests).map((r) => r.path), [
+      "/u/cyd/preferences/email.json",
+    ]);
+    assert.deepEqual(world.discourse.emailChangeRequests, [
+      { username: "cyd", email: "cyd@new.example" },
+    ]);
+    // Unconfirmed yet: remembered as requested, nothing sent again.
+    const next = await world.run(["--all", "--apply"]);
+    assert.deepEqual(forumWrites(next.requests), []);
+    assert.deepEqual(profileReads(next.requests), []);
+    // A --full run checks the pending address as any full run does.
+    const full = await world.run(["--all", "--apply", "--full"]);
+    assert.deepEqual(forumWrites(full.requests), []);
+    const row = rowsOf(full).find((line) => line.normalized_username === "cyd");
+    assert.match(row.message, /already awaiting the user's confirmation/);
+  });
+});
