@@ -50,9 +50,15 @@ export const cardAfter = (
 /**
  * Settled users go to the store with their card as bulk reads show it: a
  * written profile's card is read after the write, 50 users a request. A store
- * that fails a write is said once and left alone for the rest of the run.
+ * that fails a write is said once and left alone for the rest of the run. Once
+ * the run stops, the cards not yet read are not: those users are read in full
+ * next time.
  */
-export const makeRemembering = (store: StateStoreService | undefined) =>
+export const makeRemembering = (
+  store: StateStoreService | undefined,
+  /** True once the run stops: no request is sent for the store after that. */
+  stopped: Effect.Effect<boolean>,
+) =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     const reporter = yield* Reporter;
@@ -118,6 +124,7 @@ export const makeRemembering = (store: StateStoreService | undefined) =>
     const drain = (all: boolean) =>
       flushing.withPermits(1)(
         Effect.gen(function* () {
+          if (yield* stopped) return;
           const batch = yield* take(all);
           for (const chunk of inChunks(batch, userCardsPerRequest)) {
             yield* readCards(chunk);

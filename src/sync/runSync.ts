@@ -146,12 +146,6 @@ export const runSync = (
         : undefined,
       records.length,
     ).pipe(orOnStopNow<EmailSource>({ _tag: "none" }));
-    const stateRun = yield* prepareStateRun(
-      { full: options.full ?? false, force: options.force },
-      toProcess,
-      options.concurrency,
-    );
-
     const ledger = yield* makeLedger({
       transportFailuresToStop,
       stopRequested: options.stopRequested,
@@ -159,6 +153,14 @@ export const runSync = (
       // the watch costs ~0.15 ms a user, which 100,000 users would feel.
       stopNow: options.apply ? options.stopNow : undefined,
     });
+    const stateRun = yield* prepareStateRun(
+      { full: options.full ?? false, force: options.force },
+      toProcess,
+      {
+        concurrency: options.concurrency,
+        stopped: Effect.map(ledger.stopped, (why) => why !== undefined),
+      },
+    );
     const applyAll = yield* Ref.make(false);
     const pendingUsers = yield* Ref.make(0);
     const missingAccounts = yield* Ref.make(0);

@@ -80,7 +80,11 @@ const describePlan = (plan: ReadPlan, entries: number) =>
 export const prepareStateRun = (
   ctxOptions: { readonly full: boolean; readonly force: boolean },
   toProcess: ReadonlyArray<UserCandidate>,
-  concurrency: number,
+  run: {
+    readonly concurrency: number;
+    /** True once the run stops (a fatal error, a signal, the operator). */
+    readonly stopped: Effect.Effect<boolean>;
+  },
 ) =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
@@ -102,12 +106,12 @@ export const prepareStateRun = (
           Effect.map(discourse.userCards(chunk), (found) => {
             for (const card of found) cards.set(card.id, card);
           }),
-        { concurrency, discard: true },
+        { concurrency: run.concurrency, discard: true },
       );
     }
     const writable = store !== undefined && !store.readOnly ? store : undefined;
     const counts = yield* Ref.make({ single: 0, unchanged: 0, forum: 0 });
-    const remember = yield* makeRemembering(writable);
+    const remember = yield* makeRemembering(writable, run.stopped);
     const found = new Map<number, { forumId: number; email: string }>();
 
     /** One user's turn: from the store and bulk reads, or read in full. */
