@@ -38,7 +38,7 @@ export type { DiscourseError } from "./errors.ts";
 export const userCardsPerRequest = 50;
 
 /** Whether two usernames name one account, as Discourse compares them. */
-const sameUsername = (a: string, b: string): boolean =>
+export const sameUsername = (a: string, b: string): boolean =>
   a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
 
 export interface DiscourseService {
