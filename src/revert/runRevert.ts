@@ -209,6 +209,11 @@ export const runRevert = (
     }
     const rows = options.log.targets.length + options.log.unreadable.length +
       options.log.memberships.length;
+    if (opened._tag === "Unavailable") {
+      yield* reporter.warn(
+        `${opened.error.message} The users this revert writes are not marked in it: run the next sync with --full.`,
+      );
+    }
     yield* reporter.start({ mode, users: rows });
 
     for (const row of options.log.unreadable) {

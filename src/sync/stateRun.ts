@@ -117,6 +117,11 @@ export const prepareStateRun = (
     /** One user's turn: from the store and bulk reads, or read in full. */
     const syncOne = (ctx: RunContext, candidate: UserCandidate) =>
       Effect.gen(function* () {
+        if (!assisted && writable === undefined) {
+          // Nothing to compare, nothing to remember: a run as without a store.
+          yield* Ref.update(counts, (c) => ({ ...c, single: c.single + 1 }));
+          return yield* syncUser(ctx, candidate);
+        }
         const moodleId = candidate.user.id;
         const { desired } = candidate;
         // The bio is converted on each read of it: once here.
