@@ -133,6 +133,23 @@ export const snapshotOf = (card: UserCard, email: string): ForumSnapshot => ({
   email,
 });
 
+/** The card bulk reads showed when the entry was written. */
+export const storedCard = (entry: StoredUser): UserCard => ({
+  id: entry.forumId,
+  username: entry.forumUsername,
+  name: entry.snapshot.name,
+  location: entry.snapshot.location,
+  bio_excerpt: entry.snapshot.bioExcerpt,
+});
+
+/** Whether a card shows the account as the entry remembers it. */
+export const sameCard = (entry: StoredUser, card: UserCard): boolean => {
+  const stored = storedCard(entry);
+  return card.username === stored.username && card.name === stored.name &&
+    card.location === stored.location &&
+    card.bio_excerpt === stored.bio_excerpt;
+};
+
 const snapshotFields: ReadonlyArray<
   readonly [keyof ForumSnapshot, string]
 > = [

@@ -16,6 +16,8 @@ import {
   forumDisagrees,
   isSettled,
   type ReadPlan,
+  sameCard,
+  storedCard,
   type StoreFound,
   type UserReads,
 } from "./assisted.ts";
@@ -94,21 +96,39 @@ export const prepareStateRun = (
       describePlan(plan, entries.size),
     );
     const assisted = plan._tag === "Assisted";
-    const cards = new Map<number, UserCard>();
+    // Only the cards that differ from their entry are kept: the others are
+    // the entry's snapshot again, and 100,000 of them would cost memory.
+    const differing = new Map<number, UserCard>();
+    const agreeing = new Set<number>();
     if (assisted) {
-      const ids = toProcess.flatMap((c) => {
+      const known = toProcess.flatMap((c) => {
         const entry = entries.get(c.user.id);
-        return entry === undefined ? [] : [entry.forumId];
+        return entry === undefined ? [] : [entry];
       });
       yield* Effect.forEach(
-        inChunks(ids, userCardsPerRequest),
+        inChunks(known, userCardsPerRequest),
         (chunk) =>
-          Effect.map(discourse.userCards(chunk), (found) => {
-            for (const card of found) cards.set(card.id, card);
-          }),
+          Effect.map(
+            discourse.userCards(chunk.map((entry) => entry.forumId)),
+            (found) => {
+              const byId = new Map(found.map((card) => [card.id, card]));
+              for (const entry of chunk) {
+                const card = byId.get(entry.forumId);
+                if (card === undefined) continue;
+                if (sameCard(entry, card)) agreeing.add(card.id);
+                else differing.set(card.id, card);
+              }
+            },
+          ),
         { concurrency: run.concurrency, discard: true },
       );
     }
+    const cardOf = (entry: StoredUser | undefined): UserCard | undefined =>
+      entry === undefined
+        ? undefined
+        : agreeing.has(entry.forumId)
+        ? storedCard(entry)
+        : differing.get(entry.forumId);
     const writable = store !== undefined && !store.readOnly ? store : undefined;
     const counts = yield* Ref.make({ single: 0, unchanged: 0, forum: 0 });
     const remember = yield* makeRemembering(writable, run.stopped);
@@ -133,7 +153,7 @@ export const prepareStateRun = (
         };
         const hash = desiredHash(fields, ctx.settings);
         const entry = entries.get(moodleId);
-        const card = entry === undefined ? undefined : cards.get(entry.forumId);
+        const card = cardOf(entry);
         let emailSource = ctx.emailSource;
         let emailsRead: EmailsResponse | undefined;
         let reads: UserReads = { _tag: "Read", reason: { _tag: "New" } };
