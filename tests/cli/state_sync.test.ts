@@ -2,14 +2,14 @@
 // the doubles, nights apart, with Moodle and the forum changing in between.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { discourseUser, moodleUser } from "./doubles/scenarios.ts";
-import { fileBytes } from "./support/state.ts";
+import { discourseUser, moodleUser } from "../doubles/scenarios.ts";
+import { fileBytes } from "../support/state.ts";
 import {
   forumWrites,
   profileReads,
   type StateWorld,
   withStateWorld,
-} from "./support/stateWorld.ts";
+} from "../support/stateWorld.ts";
 
 const admin = discourseUser(-1, "system", { admin: true });
 
