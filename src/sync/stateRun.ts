@@ -34,9 +34,13 @@ import {
   type ToRemember,
 } from "./remember.ts";
 import { diffProfile } from "./diff.ts";
-import { withoutSharedEmail } from "./match.ts";
+import {
+  type MatchedBy,
+  needsOwnershipCheck,
+  withoutSharedEmail,
+} from "./match.ts";
 import type { DesiredProfile } from "./profile.ts";
-import { UserOutcome } from "./UserOutcome.ts";
+import { type OwnerUnchecked, UserOutcome } from "./UserOutcome.ts";
 
 /** The store as found, its entries, and how this run reads. */
 const findStore = (
@@ -180,6 +184,8 @@ export const prepareStateRun = (
             plan: { changes: [], skipped: [] },
             how:
               "unchanged since the last run (state store and bulk reads agree)",
+            // Not read, so not checked: groups check it before using it.
+            ownerUnchecked: ownerUncheckedOf(ctx, moodleId, card),
           });
         }
         if (
@@ -282,6 +288,24 @@ export const prepareStateRun = (
     });
     return { syncOne, summary };
   });
+
+/**
+ * The owner check a full run's match would call for, by how the store's
+ * account was found: by external id under `match: external_id`, else (at
+ * best) by username.
+ */
+const ownerUncheckedOf = (
+  ctx: RunContext,
+  moodleId: number,
+  card: UserCard,
+): OwnerUnchecked | undefined => {
+  const by: MatchedBy = ctx.settings.match === "external_id"
+    ? { _tag: "ExternalId", externalId: String(moodleId) }
+    : { _tag: "Username", username: card.username };
+  return needsOwnershipCheck(by, ctx.settings)
+    ? { accountId: card.id, by }
+    : undefined;
+};
 
 /** Only the email, planned from `emails.json` as a full run plans it. */
 const emailPlan = (
