@@ -99,7 +99,7 @@ export const syncFlags: ReadonlyArray<Flag> = [
     value: "N",
     integer: true,
     min: 1,
-    meaning: "users processed at once (default: concurrency, 4)",
+    meaning: "at most N users at once (default: concurrency or auto)",
   },
 ];
 

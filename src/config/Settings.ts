@@ -152,7 +152,7 @@ export const Settings = Schema.Struct({
     retries: Schema.optional(retryCount),
     retryDelaySeconds: Schema.optional(seconds),
     /** The largest answer read; the whole user list is one answer. */
-    maxResponseMegabytes: Schema.optional(wholeNumberBetween(1, 500)),
+    maxResponseMegabytes: Schema.optional(wholeNumberBetween(1, 4096)),
   }).annotations({
     message: () =>
       "an object with endpoint, token, timeoutSeconds, retries, retryDelaySeconds, maxResponseMegabytes",
@@ -183,7 +183,8 @@ export const Settings = Schema.Struct({
       "an object with url, apiKey, apiUser, requestsPerMinute, timeoutSeconds, retries, retryDelaySeconds, maxRateLimitWaitSeconds, maxTotalRateLimitWaitSeconds, ssoSecret",
   }),
   batchSize: Schema.optionalWith(wholeNumber(0), { default: () => 10 }),
-  concurrency: Schema.optionalWith(wholeNumber(1), { default: () => 4 }),
+  // Absent: as many users as the limit and the forum's latency call for.
+  concurrency: Schema.optional(wholeNumber(1)),
   // Not the working folder: logs hold every user's email, and a folder of
   // their own keeps them (and their journals and MACs) together.
   logDir: Schema.optionalWith(text("a directory path"), {

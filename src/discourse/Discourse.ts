@@ -8,7 +8,12 @@ import {
   DiscourseWrongAccount,
 } from "./errors.ts";
 import { answerLimits, makeDiscourseHttp } from "./http.ts";
-import { makeRateLimiter } from "./RateLimiter.ts";
+import { limiterPlan, makeRateLimiter } from "./RateLimiter.ts";
+import {
+  type AdaptiveGate,
+  makeAdaptiveGate,
+  usersInFlight,
+} from "./concurrency.ts";
 import {
   AdminUserDetail,
   AdminUserPage,
@@ -134,6 +139,12 @@ export interface DiscourseService {
   ) => Effect.Effect<DiscourseGroup, DiscourseError>;
   /** HTTP requests sent so far by this process, retries included. */
   readonly requestsSent: Effect.Effect<number>;
+  /**
+   * A gate for users' turns, as wide as sending at the limit needs by the
+   * forum's latency observed (Little's law), at most `cap`: see
+   * concurrency.ts.
+   */
+  readonly userGate: (cap: number) => Effect.Effect<AdaptiveGate>;
   /** Requests Discourse answered (any status): 0 means never reached. */
   readonly requestsAnswered: Effect.Effect<number>;
 }
@@ -176,8 +187,12 @@ const make = (config: DiscourseConfig) =>
       limit: config.requestsPerMinute,
       window: config.rateLimitWindow,
     });
-    const { execute, requestsSent, requestsAnswered } =
+    const { execute, requestsSent, requestsAnswered, meter } =
       yield* makeDiscourseHttp(config, client, limiter, site);
+    const { intervalMs } = limiterPlan({
+      limit: config.requestsPerMinute,
+      window: config.rateLimitWindow,
+    });
 
     const user = encodeURIComponent;
     /**
@@ -202,8 +217,7 @@ const make = (config: DiscourseConfig) =>
     ) =>
       effect.pipe(
         Effect.map(Option.some),
-        Effect.catchTag("DiscourseNotFound", () =>
-          Effect.succeedNone),
+        Effect.catchTag("DiscourseNotFound", () => Effect.succeedNone),
       );
     const readUser = jsonBody(UserResponse, scrub);
     const readUpdate = jsonBody(UpdateResponse, scrub);
@@ -234,9 +248,7 @@ const make = (config: DiscourseConfig) =>
               asc: "true",
             },
           }, readMembersPage);
-          members.push(...page.members.map((member) =>
-            member.username
-          ));
+          members.push(...page.members.map((member) => member.username));
           for (const owner of page.owners) owners.add(owner.username);
           if (
             page.members.length === 0 ||
@@ -454,6 +466,13 @@ const make = (config: DiscourseConfig) =>
         }, readGroupCreated).pipe(Effect.map((body) => body.basic_group)),
       requestsSent,
       requestsAnswered,
+      userGate: (cap) =>
+        makeAdaptiveGate(
+          Effect.map(
+            meter.latencyMs,
+            (latency) => usersInFlight(1 / intervalMs, latency, cap),
+          ),
+        ),
     };
     return service;
   });

@@ -16,6 +16,7 @@ import {
   transportDetail,
 } from "../http/guarded.ts";
 import { type BodyReader, excerpt } from "./answers.ts";
+import { type LatencyMeter, makeLatencyMeter } from "./concurrency.ts";
 import type { DiscourseConfig } from "./config.ts";
 import type { DiscourseError } from "./errors.ts";
 import type { RateLimiter } from "./RateLimiter.ts";
@@ -59,6 +60,8 @@ export interface DiscourseHttp {
   readonly requestsSent: Effect.Effect<number>;
   /** Requests Discourse answered (any status): 0 means never reached. */
   readonly requestsAnswered: Effect.Effect<number>;
+  /** How long the forum takes to answer: see concurrency.ts. */
+  readonly meter: LatencyMeter;
 }
 
 export const makeDiscourseHttp = (
@@ -72,6 +75,7 @@ export const makeDiscourseHttp = (
     const answered = yield* Ref.make(0);
     const timeout = Duration.decode(config.requestTimeout);
     const apiKey = Redacted.value(config.apiKey);
+    const meter = yield* makeLatencyMeter;
 
     const toRequest = (call: Call): HttpClientRequest.HttpClientRequest => {
       const request = HttpClientRequest.make(call.method)(
@@ -123,7 +127,9 @@ export const makeDiscourseHttp = (
         // Each request sent, redirects followed included, waits its turn.
         around: (send) =>
           limiter.withPermit(
-            Ref.update(sent, (n) => n + 1).pipe(Effect.zipRight(send)),
+            meter.timed(
+              Ref.update(sent, (n) => n + 1).pipe(Effect.zipRight(send)),
+            ),
           ),
       }).pipe(
         Effect.tap(() => Ref.update(answered, (n) => n + 1)),
@@ -174,5 +180,6 @@ export const makeDiscourseHttp = (
       execute,
       requestsSent: Ref.get(sent),
       requestsAnswered: Ref.get(answered),
+      meter,
     };
   });

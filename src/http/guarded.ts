@@ -117,35 +117,49 @@ export const describeBytes = (bytes: number): string =>
     : `${+(bytes / 1024).toFixed(1)} KB`;
 
 /**
+ * Hands each chunk of the body to `onChunk` as it arrives, or fails with
+ * AnswerTooLarge as soon as more than `maxBytes` came: the rest is never read
+ * (the stream is cancelled).
+ */
+export const forEachChunkCapped = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number,
+  onChunk: (chunk: Uint8Array) => void,
+): Effect.Effect<void, AnswerTooLarge | HttpClientError.ResponseError> =>
+  Effect.suspend(() => {
+    let size = 0;
+    // Not Stream.runForEachWhile: it keeps every chunk it was given to the
+    // end (a 270 MB answer held 300 MB of buffers); failing ends the read.
+    return Stream.runForEach(response.stream, (chunk) => {
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        return Effect.fail(new AnswerTooLarge({ limitBytes: maxBytes }));
+      }
+      onChunk(chunk);
+      return Effect.void;
+    });
+  });
+
+/**
  * The body as text, or AnswerTooLarge as soon as more than `maxBytes` came:
  * the rest is never read (the stream is cancelled).
  */
-const readCapped = (
+export const readCapped = (
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
 ): Effect.Effect<string, AnswerTooLarge | HttpClientError.ResponseError> =>
   Effect.suspend(() => {
     const decoder = new TextDecoder();
     const parts: string[] = [];
-    let size = 0;
-    return Stream.runForEachWhile(
-      response.stream,
-      (chunk) =>
-        Effect.sync(() => {
-          size += chunk.byteLength;
-          if (size > maxBytes) return false;
-          parts.push(decoder.decode(chunk, { stream: true }));
-          return true;
-        }),
+    return forEachChunkCapped(
+      response,
+      maxBytes,
+      (chunk) => parts.push(decoder.decode(chunk, { stream: true })),
     ).pipe(
-      Effect.flatMap(() =>
-        size > maxBytes
-          ? Effect.fail(new AnswerTooLarge({ limitBytes: maxBytes }))
-          : Effect.sync(() => {
-            parts.push(decoder.decode());
-            return parts.join("");
-          })
-      ),
+      Effect.map(() => {
+        parts.push(decoder.decode());
+        return parts.join("");
+      }),
     );
   });
 
@@ -205,13 +219,41 @@ export const sendGuarded = (
   client: HttpClient.HttpClient,
   request: HttpClientRequest.HttpClientRequest,
   options: GuardOptions,
-): Effect.Effect<Answer, GuardedFailure> => {
+): Effect.Effect<Answer, GuardedFailure> =>
+  sendGuardedWith(
+    client,
+    request,
+    options,
+    (response) =>
+      Effect.map(
+        readCapped(response, options.maxBytes),
+        (text): Answer => ({
+          status: response.status,
+          headers: response.headers,
+          text,
+        }),
+      ),
+  );
+
+/**
+ * `sendGuarded`, with the final answer read by `readAnswer` (within the
+ * timeout and the permit, like the whole body): a caller that decodes the
+ * body as it arrives never holds all of it.
+ */
+export const sendGuardedWith = <A, E>(
+  client: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest,
+  options: GuardOptions,
+  readAnswer: (
+    response: HttpClientResponse.HttpClientResponse,
+  ) => Effect.Effect<A, E | AnswerTooLarge | HttpClientError.ResponseError>,
+): Effect.Effect<A, GuardedFailure | E> => {
   const maxRedirects = options.maxRedirects ?? defaultMaxRedirects;
   const around = options.around ?? ((send) => send);
   const timeout = options.timeout === undefined
     ? undefined
     : Duration.decode(options.timeout);
-  const timed = <A>(send: Effect.Effect<A, GuardedFailure>) =>
+  const timed = <B>(send: Effect.Effect<B, GuardedFailure | E>) =>
     timeout === undefined ? send : send.pipe(
       Effect.timeoutFail({
         duration: timeout,
@@ -219,14 +261,14 @@ export const sendGuarded = (
       }),
     );
   type Hop =
-    | { readonly _tag: "Answer"; readonly answer: Answer }
+    | { readonly _tag: "Answer"; readonly answer: A }
     | { readonly _tag: "Redirect"; readonly status: number; location: string };
   const hop = (
     current: HttpClientRequest.HttpClientRequest,
-  ): Effect.Effect<Hop, GuardedFailure> =>
+  ): Effect.Effect<Hop, GuardedFailure | E> =>
     around(timed(
       manualRedirects(client.execute(current)).pipe(
-        Effect.flatMap((response): Effect.Effect<Hop, GuardedFailure> => {
+        Effect.flatMap((response): Effect.Effect<Hop, GuardedFailure | E> => {
           const location = response.headers["location"];
           if (redirectStatuses.has(response.status) && location) {
             // Its body is never shown; read a little so the connection frees.
@@ -241,15 +283,8 @@ export const sendGuarded = (
               ),
             );
           }
-          return readCapped(response, options.maxBytes).pipe(
-            Effect.map((text) => ({
-              _tag: "Answer",
-              answer: {
-                status: response.status,
-                headers: response.headers,
-                text,
-              },
-            } as const)),
+          return readAnswer(response).pipe(
+            Effect.map((answer) => ({ _tag: "Answer", answer } as const)),
           );
         }),
       ),
@@ -257,7 +292,7 @@ export const sendGuarded = (
   const loop = (
     current: HttpClientRequest.HttpClientRequest,
     hops: number,
-  ): Effect.Effect<Answer, GuardedFailure> =>
+  ): Effect.Effect<A, GuardedFailure | E> =>
     Effect.flatMap(hop(current), (result) => {
       if (result._tag === "Answer") return Effect.succeed(result.answer);
       const target = redirectTarget(current, result.status, result.location);

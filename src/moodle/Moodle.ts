@@ -2,7 +2,14 @@ import * as HttpClient from "@effect/platform/HttpClient";
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest";
 import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect";
 import { terminalSafe } from "../domain/terminal.ts";
-import { type Answer, sendGuarded } from "../http/guarded.ts";
+import type * as HttpClientError from "@effect/platform/HttpClientError";
+import {
+  type Answer,
+  type AnswerTooLarge,
+  readCapped,
+  sendGuarded,
+  sendGuardedWith,
+} from "../http/guarded.ts";
 import type { MoodleClientOptions, MoodleConfig } from "./config.ts";
 import {
   apiError,
@@ -21,15 +28,17 @@ import {
   isObject,
   moodleFormFields,
   type MoodleParam,
+  recordId,
   toMoodleRecord,
 } from "./records.ts";
 import { type MoodleRecord, MoodleWarning } from "./schema.ts";
+import { type SplitAnswer, splitUsersAnswer } from "./streamUsers.ts";
 
 export type { MoodleError } from "./errors.ts";
 
-export interface MoodleUsers {
+export interface MoodleUsers<A = MoodleRecord> {
   /** In Moodle id order. */
-  readonly records: ReadonlyArray<MoodleRecord>;
+  readonly records: ReadonlyArray<A>;
   readonly warnings: ReadonlyArray<MoodleWarning>;
 }
 
@@ -64,6 +73,13 @@ export interface MoodleService {
   readonly activeEnrolments: (
     courseId: number,
   ) => Effect.Effect<ReadonlyArray<MoodleEnrolment>, MoodleError>;
+  /**
+   * `allUsers`, each record handed to `keep` as it arrives: only what `keep`
+   * returns is held, never the whole answer.
+   */
+  readonly eachUser: <A>(
+    keep: (record: MoodleRecord) => A,
+  ) => Effect.Effect<MoodleUsers<A>, MoodleError>;
 }
 
 /**
@@ -161,11 +177,57 @@ const makeMoodle = (
         ),
       );
 
-    const readJson = (wsfunction: string, body: string) =>
+    const readJson = (
+      wsfunction: string,
+      body: string,
+      notJsonBody: { readonly head: string; readonly bytes: number } = {
+        head: body,
+        bytes: body.length,
+      },
+    ) =>
       Effect.try({
         try: (): unknown => JSON.parse(body),
-        catch: () => notJson(site, wsfunction, body),
+        catch: () =>
+          notJson(site, wsfunction, notJsonBody.head, notJsonBody.bytes),
       });
+
+    const requestFor = (
+      wsfunction: string,
+      params: Readonly<Record<string, MoodleParam>>,
+    ) =>
+      HttpClientRequest.post(endpoint).pipe(
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.bodyUrlParams([
+          ["wstoken", token],
+          ["wsfunction", wsfunction],
+          ["moodlewsrestformat", "json"],
+          ...moodleFormFields(params),
+        ]),
+      );
+
+    /** Transient failures are tried again; the last one says how often. */
+    const retried = <A>(attempts: Effect.Effect<A, MoodleError>) =>
+      attempts.pipe(
+        Effect.tapError((error) =>
+          isRetriable(error)
+            ? Effect.logDebug(`Moodle call failed, may retry: ${error.message}`)
+            : Effect.void
+        ),
+        Effect.retry(moodleRetry(config)),
+        Effect.mapError((error) => afterRetries(error, config.retries)),
+      );
+
+    /** Moodle's HTTP-200 exception replies become errors; the rest is decoded. */
+    const decodeReply = <A, I>(
+      wsfunction: string,
+      json: unknown,
+      reply: Schema.Schema<A, I>,
+    ): Effect.Effect<A, MoodleError> =>
+      isObject(json) && "exception" in json
+        ? Effect.fail(apiError(site, wsfunction, json))
+        : Schema.decodeUnknown(reply, { errors: "all" })(json).pipe(
+          Effect.mapError((error) => unexpectedShape(site, wsfunction, error)),
+        );
 
     /**
      * One web service call: the token travels only in the POST body (URLs
@@ -176,57 +238,105 @@ const makeMoodle = (
       wsfunction: string,
       params: Readonly<Record<string, MoodleParam>>,
       reply: Schema.Schema<A, I>,
-    ): Effect.Effect<A, MoodleError> => {
-      const request = HttpClientRequest.post(endpoint).pipe(
-        HttpClientRequest.acceptJson,
-        HttpClientRequest.bodyUrlParams([
-          ["wstoken", token],
-          ["wsfunction", wsfunction],
-          ["moodlewsrestformat", "json"],
-          ...moodleFormFields(params),
-        ]),
-      );
-      return attempt(wsfunction, request).pipe(
-        Effect.tapError((error) =>
-          isRetriable(error)
-            ? Effect.logDebug(`Moodle call failed, may retry: ${error.message}`)
-            : Effect.void
-        ),
-        Effect.retry(moodleRetry(config)),
-        Effect.mapError((error) => afterRetries(error, config.retries)),
+    ): Effect.Effect<A, MoodleError> =>
+      retried(attempt(wsfunction, requestFor(wsfunction, params))).pipe(
         Effect.flatMap(({ body }) => readJson(wsfunction, body)),
-        Effect.flatMap((json) =>
-          isObject(json) && "exception" in json
-            ? Effect.fail(apiError(site, wsfunction, json))
-            : Effect.succeed(json)
-        ),
-        Effect.flatMap((json) =>
-          Schema.decodeUnknown(reply, { errors: "all" })(json).pipe(
-            Effect.mapError((error) =>
-              unexpectedShape(site, wsfunction, error)
-            ),
+        Effect.flatMap((json) => decodeReply(wsfunction, json, reply)),
+      );
+
+    const usersFunction = "core_user_get_users";
+    const usersRequest = requestFor(usersFunction, {
+      criteria: [{ key: "email", value: "%" }],
+    });
+
+    /**
+     * The users list, its records decoded one by one as the answer arrives
+     * (each attempt starts afresh); a non-2xx answer is read whole, as any.
+     */
+    const usersAttempt = <A>(keep: (record: MoodleRecord) => A) =>
+      Effect.suspend(() => {
+        const kept: Array<
+          { readonly id: number | undefined; readonly value: A }
+        > = [];
+        const onRecord = (raw: unknown) => {
+          const record = toMoodleRecord(raw, site.scrub);
+          kept.push({ id: recordId(record), value: keep(record) });
+        };
+        type UsersAnswer =
+          | {
+            readonly _tag: "Split";
+            readonly split: SplitAnswer;
+            readonly kept: typeof kept;
+          }
+          | {
+            readonly _tag: "Failed";
+            readonly status: number;
+            readonly body: string;
+          };
+        return sendGuardedWith(
+          client,
+          usersRequest,
+          { maxBytes: maxAnswerBytes, timeout },
+          (response): Effect.Effect<
+            UsersAnswer,
+            AnswerTooLarge | HttpClientError.ResponseError
+          > =>
+            response.status >= 200 && response.status < 300
+              ? Effect.map(
+                splitUsersAnswer(response, maxAnswerBytes, onRecord),
+                (split) => ({ _tag: "Split", split, kept } as const),
+              )
+              : Effect.map(
+                readCapped(response, maxAnswerBytes),
+                (body) =>
+                  ({ _tag: "Failed", status: response.status, body }) as const,
+              ),
+        ).pipe(
+          Effect.mapError((failure) =>
+            guardFailure(site, usersFunction, failure)
+          ),
+          Effect.flatMap((answer) =>
+            answer._tag === "Failed"
+              ? Effect.fail(
+                httpError(site, usersFunction, answer.status, answer.body),
+              )
+              : Effect.succeed(answer)
+          ),
+        );
+      });
+
+    const eachUser = <A>(
+      keep: (record: MoodleRecord) => A,
+    ): Effect.Effect<MoodleUsers<A>, MoodleError> =>
+      retried(usersAttempt(keep)).pipe(
+        Effect.flatMap(({ split, kept }) =>
+          readSplit(split).pipe(
+            Effect.map(({ warnings }): MoodleUsers<A> => ({
+              records: byMoodleId(kept, (item) => item.id).map((item) =>
+                item.value
+              ),
+              // Printed to the operator: Moodle's words, minus secrets and
+              // controls.
+              warnings: warnings.map((warning) => ({
+                ...warning,
+                warningcode: site.scrub(warning.warningcode),
+                message: site.scrub(warning.message),
+              })),
+            })),
           )
         ),
       );
-    };
 
-    const allUsers = execute(
-      "core_user_get_users",
-      { criteria: [{ key: "email", value: "%" }] },
-      UsersReply,
-    ).pipe(
-      Effect.map(({ users, warnings }): MoodleUsers => ({
-        records: byMoodleId(
-          users.map((raw) => toMoodleRecord(raw, site.scrub)),
-        ),
-        // Printed to the operator: Moodle's words, minus secrets and controls.
-        warnings: warnings.map((warning) => ({
-          ...warning,
-          warningcode: site.scrub(warning.warningcode),
-          message: site.scrub(warning.message),
-        })),
-      })),
-    );
+    /** What surrounds the users: an exception, warnings, or a wrong shape. */
+    const readSplit = (split: SplitAnswer) =>
+      (split.wellFormed
+        ? readJson(usersFunction, split.rest, split)
+        : Effect.fail(notJson(site, usersFunction, split.head, split.bytes)))
+        .pipe(
+          Effect.flatMap((json) =>
+            decodeReply(usersFunction, json, UsersReply)
+          ),
+        );
 
     const cohorts = execute("core_cohort_get_cohorts", {}, CohortsReply);
 
@@ -271,8 +381,11 @@ const makeMoodle = (
         ),
       );
 
+    const allUsers = eachUser((record) => record);
+
     return {
       allUsers,
+      eachUser,
       cohorts,
       cohortMembers,
       coursesByShortname,

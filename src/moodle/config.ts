@@ -15,10 +15,11 @@ export interface MoodleClientOptions {
 
 /**
  * The whole user list comes in one answer: about 600 bytes a user plus the
- * description, so 100,000 users with short bios take some 60-100 MB. A
- * JavaScript string cannot hold much more than 512 MB anyway.
+ * description, so 100,000 users take some 60-100 MB with short bios and
+ * 270 MB with 2 KB HTML ones. It is decoded as it arrives, so the cap
+ * bounds time and traffic, not memory.
  */
-const defaultMoodleAnswerMegabytes = 256;
+const defaultMoodleAnswerMegabytes = 1024;
 
 export const defaultMoodleClientOptions: MoodleClientOptions = {
   // The all-users call is one unpaged reply: thousands of users with their

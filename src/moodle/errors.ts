@@ -164,12 +164,17 @@ export const httpError = (
   });
 };
 
-/** A 2xx body that is not JSON at all. */
-export const notJson = (site: MoodleSite, wsfunction: string, body: string) =>
+/** A 2xx body that is not JSON at all: `body` is all of it or its start. */
+export const notJson = (
+  site: MoodleSite,
+  wsfunction: string,
+  body: string,
+  size: number = body.length,
+) =>
   new MoodleDecodeError({
     message: /^\s*</.test(body)
       ? `Moodle at ${site.host} answered ${wsfunction} with an HTML page instead of JSON (often a login or error page): moodle.endpoint is probably wrong; it should end in /webservice/rest/server.php.`
-      : `Moodle at ${site.host} answered ${wsfunction} with something that is not JSON (${body.length} bytes starting "${
+      : `Moodle at ${site.host} answered ${wsfunction} with something that is not JSON (${size} bytes starting "${
         excerpt(site, body)
       }").`,
   });

@@ -84,14 +84,15 @@ export const toMoodleRecord = (
   });
 };
 
-const recordId = (record: MoodleRecord): number | undefined =>
+export const recordId = (record: MoodleRecord): number | undefined =>
   record._tag === "Valid" ? record.user.id : record.id;
 
-/** By id, as Moodle sends them; records with no readable id go last. */
-export const byMoodleId = (
-  records: ReadonlyArray<MoodleRecord>,
-): Array<MoodleRecord> =>
-  [...records].sort((a, b) =>
-    (recordId(a) ?? Number.POSITIVE_INFINITY) -
-    (recordId(b) ?? Number.POSITIVE_INFINITY)
+/** By id, as Moodle sends them; items with no readable id go last. */
+export const byMoodleId = <T>(
+  items: ReadonlyArray<T>,
+  idOf: (item: T) => number | undefined,
+): Array<T> =>
+  [...items].sort((a, b) =>
+    (idOf(a) ?? Number.POSITIVE_INFINITY) -
+    (idOf(b) ?? Number.POSITIVE_INFINITY)
   );

@@ -8,7 +8,9 @@ import {
   type MoodleUser,
 } from "../moodle/schema.ts";
 import type { Settings } from "../config/Settings.ts";
+import type { Cleaned } from "../domain/terminal.ts";
 import { normalizeUsername } from "./normalize.ts";
+import type { Spilled, TextSpill } from "./spill.ts";
 import {
   desiredBio,
   type DesiredProfile,
@@ -34,18 +36,33 @@ export type Candidate =
 export const candidateOf = (
   record: MoodleRecord,
   settings: Settings,
+  /** Where long descriptions wait for their users' turns. */
+  spill?: TextSpill,
 ): Candidate => {
   if (record._tag === "Malformed") return { _tag: "Malformed", record };
   const user = record.user;
   if (!user.username) return { _tag: "NoUsername", user };
+  // The description is held once, by the bio; the user kept for the run
+  // goes without it.
+  const { description: _description, ...withoutBio } = user;
   return {
     _tag: "User",
-    user,
+    user: withoutBio,
     username: user.username,
     normalized: normalizeUsername(user.username, settings.username),
-    desired: new BioOnDemand(user, settings.location),
+    desired: new BioOnDemand(user, settings.location, spill),
   };
 };
+
+/**
+ * The bios converted last, oldest first: more than the users a run has in
+ * flight (defaultConcurrencyCap), far fewer than it holds.
+ */
+const recentBios = new Map<BioOnDemand, Cleaned>();
+const recentBiosKept = 512;
+
+/** Descriptions longer than this (UTF-16 units) wait in the spill. */
+const spillFrom = 200;
 
 /**
  * A user's desired profile whose bio is converted each time it is read rather
@@ -57,10 +74,16 @@ class BioOnDemand implements DesiredProfile {
   readonly name: string;
   readonly location: string;
   readonly email: string;
-  readonly #user: MoodleUser;
-  readonly #rest: DesiredProfile;
+  readonly #description: string | Spilled | undefined;
+  readonly #spill: TextSpill | undefined;
+  readonly #format: number | undefined;
+  readonly #removed: DesiredProfile["removed"];
 
-  constructor(user: MoodleUser, rules: Settings["location"]) {
+  constructor(
+    user: MoodleUser,
+    rules: Settings["location"],
+    spill: TextSpill | undefined,
+  ) {
     // An empty plain-text description converts to "" without a parse.
     const rest = desiredProfile(
       { ...user, description: "", descriptionformat: DescriptionFormat.plain },
@@ -69,21 +92,42 @@ class BioOnDemand implements DesiredProfile {
     this.name = rest.name;
     this.location = rest.location;
     this.email = rest.email;
-    this.#user = user;
-    this.#rest = rest;
+    const description = user.description;
+    // A short one costs less held than its place in the spill.
+    this.#description = spill !== undefined && description !== undefined &&
+        description.length > spillFrom
+      ? spill.put(description)
+      : description;
+    this.#spill = spill;
+    this.#format = user.descriptionformat;
+    this.#removed = rest.removed;
+  }
+
+  /** Converted once per turn: a user's plan, row and check all read it. */
+  get #converted(): Cleaned {
+    const recent = recentBios.get(this);
+    if (recent !== undefined) return recent;
+    const stored = this.#description;
+    const description = typeof stored === "object"
+      ? this.#spill?.get(stored)
+      : stored;
+    const converted = desiredBio(description, this.#format);
+    recentBios.set(this, converted);
+    if (recentBios.size > recentBiosKept) {
+      recentBios.delete(recentBios.keys().next().value!);
+    }
+    return converted;
   }
 
   get bio(): string {
-    return desiredBio(this.#user.description, this.#user.descriptionformat)
-      .text;
+    return this.#converted.text;
   }
 
   get removed(): DesiredProfile["removed"] {
     return removals({
-      name: this.#rest.removed?.name ?? 0,
-      location: this.#rest.removed?.location ?? 0,
-      bio: desiredBio(this.#user.description, this.#user.descriptionformat)
-        .removed,
+      name: this.#removed?.name ?? 0,
+      location: this.#removed?.location ?? 0,
+      bio: this.#converted.removed,
     });
   }
 }

@@ -22,7 +22,8 @@ export interface RunOptions {
   readonly full?: boolean;
   /** With `apply`: create the forum accounts of users the forum lacks. */
   readonly createMissing?: boolean;
-  readonly concurrency: number;
+  /** Users in flight at most; undefined: as the limit and latency need. */
+  readonly concurrency: number | undefined;
   /** Asked before each user's writes in `--interactive`. */
   readonly confirm?: (
     pending: { readonly entry: AuditEntry; readonly plan: Plan },

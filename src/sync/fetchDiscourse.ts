@@ -1,6 +1,7 @@
 import { Effect } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
-import type { AdminUserRow, DiscourseUser } from "../discourse/schema.ts";
+import type { DiscourseUser } from "../discourse/schema.ts";
+import { adminPageSize, type ForumEmails } from "./forumEmails.ts";
 
 /** A forum account as the diff needs it: the profile and the primary email. */
 export interface ForumAccount {
@@ -13,9 +14,6 @@ export interface ForumAccount {
    */
   readonly pendingEmails?: ReadonlyArray<string>;
 }
-
-/** Rows of the admin user list: the only way to read emails in bulk. */
-const adminPageSize = 100;
 
 /**
  * How the run reads forum emails. Reading the whole admin list costs one
@@ -30,42 +28,11 @@ export const chooseEmailStrategy = (
     ? "bulk"
     : "per-user";
 
-/**
- * Reads admin list pages until every wanted username has been seen or the
- * list ends: a batch at the start of the list stops early. `undefined` wants
- * every account: matching by external id learns usernames only later.
- */
-export const readForumEmails = (
-  wanted: ReadonlySet<string> | undefined,
-  onPage?: (page: number) => Effect.Effect<void>,
-): Effect.Effect<ReadonlyMap<string, string>, DiscourseError, Discourse> =>
-  Effect.gen(function* () {
-    const discourse = yield* Discourse;
-    const emails = new Map<string, string>();
-    let found = 0;
-    for (let page = 1;; page++) {
-      if (onPage) yield* onPage(page);
-      const rows: ReadonlyArray<AdminUserRow> = yield* discourse.adminUserPage(
-        page,
-      );
-      for (const row of rows) {
-        const key = row.username.toLowerCase();
-        if (wanted !== undefined && !wanted.has(key)) continue;
-        if (!emails.has(key)) found++;
-        emails.set(key, row.email);
-      }
-      if (
-        rows.length < adminPageSize ||
-        (wanted !== undefined && found >= wanted.size)
-      ) return emails;
-    }
-  });
-
 export type EmailSource =
   | { readonly _tag: "none" }
   | {
     readonly _tag: "bulk";
-    readonly emails: ReadonlyMap<string, string>;
+    readonly emails: ForumEmails;
     /** Pending addresses, where an `emails.json` read already brought them. */
     readonly pending?: ReadonlyMap<string, ReadonlyArray<string>>;
   }
@@ -82,7 +49,7 @@ export const withEmail = (
     if (emailSource._tag === "none") return { user, email: undefined };
     const key = user.username.toLowerCase();
     const listed = emailSource._tag === "bulk"
-      ? emailSource.emails.get(key)
+      ? yield* emailSource.emails.lookup(key)
       : undefined;
     if (listed !== undefined) {
       const pending = emailSource._tag === "bulk"

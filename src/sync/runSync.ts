@@ -11,10 +11,10 @@ import {
   recoverUnfinishedWrites,
   stoppedBeforeWriteMessage,
 } from "../audit/Journal.ts";
+import { defaultConcurrencyCap } from "../discourse/concurrency.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { forumKey } from "../lock.ts";
 import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
-import type { MoodleRecord } from "../moodle/schema.ts";
 import { CurrentSettings } from "../config/Settings.ts";
 import type { OpenedStateStore } from "../state/opened.ts";
 import { type Candidate, candidateOf, writeKey } from "./candidate.ts";
@@ -30,6 +30,7 @@ import { Reporter } from "./Reporter.ts";
 import { findCollisions, selectBatch } from "./select.ts";
 import { prepareStateRun } from "./stateRun.ts";
 import { UserOutcome } from "./UserOutcome.ts";
+import { openTextSpill } from "./spill.ts";
 import { rowOf } from "./words.ts";
 import { type MappedUser, mappedUser } from "../groups/verdicts.ts";
 import { runRemovingStages } from "./removals.ts";
@@ -89,10 +90,13 @@ export const runSync = (
       }
     }
 
-    const records = yield* loadMoodleUsers.pipe(
-      orOnStopNow<ReadonlyArray<MoodleRecord>>([]),
+    const spill = yield* Effect.acquireRelease(
+      Effect.sync(() => openTextSpill(settings.logDir)),
+      (opened) => Effect.sync(opened.close),
     );
-    const candidates = records.map((r) => candidateOf(r, settings));
+    const candidates = yield* loadMoodleUsers((r) =>
+      candidateOf(r, settings, spill)
+    ).pipe(orOnStopNow<ReadonlyArray<Candidate>>([]));
     const users = candidates.flatMap((c) => c._tag === "User" ? [c] : []);
     const collisions = findCollisions(
       users.map((c) => ({
@@ -137,6 +141,8 @@ export const runSync = (
         requestsSent: discourse.requestsSent,
       },
     });
+    // The list is read by a child of this fiber, alongside the users: not
+    // raced against a stop, which would end it at once.
     const emailSource: EmailSource = yield* chooseEmailSource(
       settings,
       toProcess.length,
@@ -144,8 +150,9 @@ export const runSync = (
       settings.match === "username"
         ? toProcess.map((c) => c.normalized.toLowerCase())
         : undefined,
-      records.length,
-    ).pipe(orOnStopNow<EmailSource>({ _tag: "none" }));
+      candidates.length,
+    );
+
     const ledger = yield* makeLedger({
       transportFailuresToStop,
       stopRequested: options.stopRequested,
@@ -157,7 +164,8 @@ export const runSync = (
       { full: options.full ?? false, force: options.force },
       toProcess,
       {
-        concurrency: options.concurrency,
+        // Card requests at once: 4, the old fixed default, unless told.
+        concurrency: options.concurrency ?? 4,
         stopped: Effect.map(ledger.stopped, (why) => why !== undefined),
       },
     );
@@ -200,11 +208,16 @@ export const runSync = (
       }
     };
 
+    // As many users at once as the limit and the forum's latency call for.
+    const cap = options.confirm
+      ? 1
+      : options.concurrency ?? defaultConcurrencyCap;
+    const gate = yield* discourse.userGate(cap);
     yield* Stream.fromIterable(classified).pipe(
       Stream.mapEffect((user) => {
         const who = user._tag === "Settled" ? user.outcome.who : user.candidate;
         const fallbacks = fallbacksFor(who);
-        return ledger.run(
+        return gate.withPermit(ledger.run(
           writeKey(who),
           user._tag === "Settled"
             ? Effect.succeed(user.outcome)
@@ -215,11 +228,8 @@ export const runSync = (
             rowOf,
             tally,
           },
-        );
-      }, {
-        concurrency: options.confirm ? 1 : options.concurrency,
-        unordered: true,
-      }),
+        ));
+      }, { concurrency: cap, unordered: true }),
       Stream.runDrain,
     );
 
@@ -238,7 +248,9 @@ export const runSync = (
     const summary: RunSummary = {
       ...totals,
       command: "sync",
-      moodleUsers: options.user !== undefined ? batch.length : records.length,
+      moodleUsers: options.user !== undefined
+        ? batch.length
+        : candidates.length,
       notReached: batch.length - totals.considered,
       pendingChanges: yield* Ref.get(pendingUsers),
       missingAccounts: yield* Ref.get(missingAccounts),
@@ -253,4 +265,4 @@ export const runSync = (
     };
     yield* reporter.finish(summary);
     return summary;
-  });
+  }).pipe(Effect.scoped);

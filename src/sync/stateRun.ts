@@ -24,6 +24,7 @@ import {
 import type { UserCandidate } from "./candidate.ts";
 import type { RunContext } from "./context.ts";
 import type { EmailSource } from "./fetchDiscourse.ts";
+import { fixedEmails } from "./forumEmails.ts";
 import { Reporter } from "./Reporter.ts";
 import type { ReadsSummary } from "./summary.ts";
 import { carryOut, syncUser } from "./syncUser.ts";
@@ -341,7 +342,7 @@ const emailOf = (source: EmailSource, card: UserCard | undefined) =>
     if (card === undefined) return { ...none, address: undefined };
     const key = card.username.toLowerCase();
     if (source._tag === "bulk") {
-      return { ...none, address: source.emails.get(key) };
+      return { ...none, address: yield* source.emails.lookup(key) };
     }
     const discourse = yield* Discourse;
     const emails = yield* discourse.emails(card.username);
@@ -350,7 +351,7 @@ const emailOf = (source: EmailSource, card: UserCard | undefined) =>
       read: emails,
       source: {
         _tag: "bulk",
-        emails: new Map([[key, emails.email]]),
+        emails: fixedEmails(new Map([[key, emails.email]])),
         pending: new Map([[key, emails.unconfirmed_emails]]),
       } satisfies EmailSource,
     };

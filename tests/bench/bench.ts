@@ -61,7 +61,10 @@ interface Scenario {
   readonly limitPerMin: number;
   /** The double's window; shorter than a minute only to make waits short. */
   readonly windowMs?: number;
+  /** `concurrency` in the settings; absent, as an operator leaves it. */
   readonly concurrency?: number;
+  /** The forum double's answer latency, milliseconds. */
+  readonly latencyMs?: number;
   readonly foreign?: ForeignLoad;
   /** A DiscourseConnect forum whose accounts carry external ids. */
   readonly sso?: boolean;
@@ -69,6 +72,8 @@ interface Scenario {
   readonly timeLimitMs?: number;
   /** Cohorts mapped to forum groups, with membership churn. */
   readonly groups?: GroupsPlanting;
+  /** Bytes of HTML CV in each Moodle user's description. */
+  readonly bioBytes?: number;
   /** Settings beyond the bench's own (`match`, `discourse.ssoSecret`). */
   readonly settings?: {
     readonly match?: "username" | "external_id" | "auto";
@@ -398,6 +403,48 @@ const scenarios = (quick: boolean): ReadonlyArray<Scenario> => {
       noFailures(r),
     ],
   });
+  // Issue 15: full speed at any limit and latency, default settings. Each
+  // run is sized to send for about `utilSeconds` (the whole run is the
+  // measured window: first request to last).
+  const utilSeconds = quick ? 12 : 30;
+  for (const limit of [600, 6_000, 30_000]) {
+    for (const latency of [50, 250]) {
+      list.push({
+        name: `util-${limit}-${latency}ms`,
+        description:
+          `dry-run at ${limit}/min, forum answering in ${latency} ms, default settings`,
+        population: Math.round(limit * 0.97 * utilSeconds / 60 / 1.03),
+        args: ["--all"],
+        limitPerMin: limit,
+        latencyMs: latency,
+        targets: (r) => [...pacing(r), noFailures(r)],
+      });
+    }
+  }
+  // Issue 15: memory follows the work in flight, not Moodle's answer.
+  const cvUsers = quick ? 10_000 : 100_000;
+  for (const apply of [false, true]) {
+    list.push({
+      name: `cv-${cvUsers / 1000}k${apply ? "-apply" : ""}`,
+      description: `${
+        apply ? "--apply" : "dry-run"
+      } of ${cvUsers} users with 2 KB HTML bios: peak memory`,
+      population: cvUsers,
+      bioBytes: 2048,
+      args: apply ? ["--apply", "--all"] : ["--all"],
+      // The grid's highest limit: a real forum's, unlike the scale runs'.
+      limitPerMin: 30_000,
+      targets: (r) => [
+        check(
+          "peak memory < 1 GB",
+          r.peakRssMb < 1024,
+          `${fmt(r.peakRssMb, 0)} MB`,
+        ),
+        moodleOnce(r),
+        noFailures(r),
+      ],
+    });
+  }
   const scales = quick ? [1_000, 2_500] : [1_000, 10_000, 100_000];
   for (const size of scales) {
     list.push({
@@ -441,7 +488,8 @@ const bounded = <T>(promise: Promise<T>, ms: number, onTimeout: () => void) => {
 const timeLimitMs = (scenario: Scenario) =>
   scenario.timeLimitMs ??
     (scenario.population / scenario.limitPerMin) * 60_000 * 4 + 60_000 +
-      scenario.population * 5;
+      // Converting a 2 KB HTML bio takes a few milliseconds more per user.
+      scenario.population * (scenario.bioBytes === undefined ? 5 : 30);
 
 const runScenario = async (
   scenario: Scenario,
@@ -451,6 +499,7 @@ const runScenario = async (
   const population = syntheticPopulation(scenario.population, {
     sso: scenario.sso,
     groups: scenario.groups,
+    bioBytes: scenario.bioBytes,
   });
   const windowMs = scenario.windowMs ?? 60_000;
   const perWindow = Math.max(
@@ -462,6 +511,7 @@ const runScenario = async (
   const moodle = await startFakeMoodle(population.moodle);
   const discourse = await startFakeDiscourse({
     ...population.discourse,
+    latencyMs: scenario.latencyMs,
     rateLimit: {
       adminPerMinute: perWindow,
       ipPerMinute: Math.ceil(perWindow * 200 / 60),
@@ -489,7 +539,9 @@ const runScenario = async (
       ...(scenario.settings?.match ? { match: scenario.settings.match } : {}),
       ...(population.groupMap ? { groups: { map: population.groupMap } } : {}),
       batchSize: 10,
-      concurrency: scenario.concurrency ?? 4,
+      ...(scenario.concurrency === undefined
+        ? {}
+        : { concurrency: scenario.concurrency }),
       logDir: dir,
     }),
   );

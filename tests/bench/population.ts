@@ -95,6 +95,82 @@ const description = (index: number): string =>
   `y la programación.</p>` +
   (index % 3 === 0 ? "<ul><li>Python</li><li>Arduino</li></ul>" : "");
 
+const cvWords = (
+  "investigación docencia proyecto universidad laboratorio análisis datos " +
+  "publicaciones congreso internacional método enseñanza estudiantes curso " +
+  "historia física química biología matemática economía derecho filosofía " +
+  "research teaching project university laboratory analysis data published " +
+  "conference international method learning students course history physics " +
+  "chemistry biology mathematics economics law philosophy supervisor thesis " +
+  "ricerca didattica progetto università laboratorio analisi dati convegno"
+).split(" ");
+
+/** A small deterministic generator: the same population every run. */
+const wordsFrom = (seed: number) => {
+  let state = seed * 2654435761 >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return cvWords[state % cvWords.length];
+  };
+};
+
+const cvTemplateCount = 97;
+const userMark = "USERMARK";
+
+/**
+ * A staff CV as Moodle's editor writes it: about `bytes` of HTML in
+ * paragraphs, emphasis, links and lists, varied words (so it compresses like
+ * prose, not like a repeated line). `USERMARK` stands for the user's number.
+ */
+const cvTemplate = (template: number, bytes: number): string => {
+  const next = wordsFrom(template + 1);
+  const sentence = (words: number) =>
+    Array.from({ length: words }, next).join(" ");
+  const parts: string[] = [
+    `<p><strong>Curriculum</strong> ${userMark}: ${sentence(12)}.</p>`,
+  ];
+  let size = parts[0].length;
+  for (let block = 0; size < bytes; block++) {
+    const part = block % 4 === 3
+      ? `<ul><li>${sentence(5)}</li><li>${sentence(6)}</li><li>${
+        sentence(4)
+      }</li></ul>`
+      : block % 4 === 1
+      ? `<p>${
+        sentence(14)
+      } <a href="https://example.org/cv/${userMark}/${block}">${
+        sentence(3)
+      }</a> ${sentence(10)}.</p>`
+      : `<p>${sentence(18)}, <em>${sentence(4)}</em> ${sentence(12)}.</p>`;
+    parts.push(part);
+    size += part.length;
+  }
+  return parts.join("");
+};
+
+/** `bytes` of CV per user, and its Markdown, from a few templates. */
+const cvBios = (bytes: number) => {
+  const html = Array.from(
+    { length: cvTemplateCount },
+    (_, template) => cvTemplate(template, bytes),
+  );
+  // Converting 100,000 bios here would take minutes: each template is
+  // converted once, and the user's number put in after.
+  const markdown = html.map((text) =>
+    desiredProfile(
+      { id: 0, fullname: "", description: text, descriptionformat: 1 },
+      { country: "code", locale: "en" },
+    ).bio
+  );
+  const mark = new RegExp(userMark, "g");
+  return {
+    html: (index: number) =>
+      html[index % cvTemplateCount].replace(mark, String(index)),
+    markdown: (index: number) =>
+      markdown[index % cvTemplateCount].replace(mark, String(index)),
+  };
+};
+
 /** `student.<index>`: valid in Discourse as it is, 20 characters or fewer. */
 export const usernameOf = (index: number): string => `student.${index}`;
 
@@ -158,8 +234,13 @@ export const syntheticPopulation = (
     readonly groups?: GroupsPlanting;
     /** Every Moodle user has a forum account already in step. */
     readonly inStep?: boolean;
+    /** Bytes of HTML CV per user instead of a short bio. */
+    readonly bioBytes?: number;
   } = {},
 ): Population => {
+  const cv = options.bioBytes === undefined
+    ? undefined
+    : cvBios(options.bioBytes);
   const moodleRecords: Array<Record<string, unknown>> = [];
   const forumUsers: DiscourseScenarioUser[] = [];
   const missing = new Set<string>();
@@ -179,7 +260,7 @@ export const syntheticPopulation = (
       lastname: `${lastNames[index % lastNames.length]} ${index}`,
       city,
       country,
-      description: description(index),
+      description: cv ? cv.html(index) : description(index),
       descriptionformat: 1,
     });
     moodleRecords.push(record);
@@ -188,9 +269,13 @@ export const syntheticPopulation = (
     if (kind === "missing") {
       missing.add(username);
     } else {
-      const wanted = desiredProfile(record as unknown as MoodleUser, {
-        ...locationRules,
-      });
+      const wanted = desiredProfile(
+        cv
+          ? { ...record, description: "" } as unknown as MoodleUser
+          : record as unknown as MoodleUser,
+        { ...locationRules },
+      );
+      const wantedBio = cv ? cv.markdown(index) : wanted.bio;
       const differs = (field: "name" | "location" | "bio" | "email") =>
         kind === field ||
         (kind === "several" && field !== "location");
@@ -200,7 +285,7 @@ export const syntheticPopulation = (
         name: differs("name") ? `${wanted.name} (old)` : wanted.name,
         email: differs("email") ? `${username}@old-mail.example` : wanted.email,
         location: differs("location") ? "Somewhere else" : wanted.location,
-        bio_raw: differs("bio") ? "An old bio." : wanted.bio,
+        bio_raw: differs("bio") ? "An old bio." : wantedBio,
         active: true,
         ...(options.sso ? { external_id: String(index + 1) } : {}),
       });

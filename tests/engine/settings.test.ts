@@ -108,7 +108,6 @@ Deno.test("a file with only the required keys gets every default", async () => {
           requestsPerMinute: 60,
         },
         batchSize: 10,
-        concurrency: 4,
         logDir: "logs",
         exclude: { usernames: [], suspended: true },
         fields: {
