@@ -26,7 +26,9 @@ export type AuditAction =
   | "EXCLUDE"
   | "ERROR"
   | "GROUP_ADD"
-  | "GROUP_REMOVE";
+  | "GROUP_REMOVE"
+  | "SUSPEND"
+  | "UNSUSPEND";
 export type AuditStatus =
   | "DRY_RUN"
   | "SUCCESS"
@@ -49,8 +51,9 @@ export interface AuditEntry {
   readonly message: string;
   readonly moodleId: number | undefined;
   readonly fields: ReadonlyArray<string>;
-  readonly before: Readonly<Record<string, string>>;
-  readonly after: Readonly<Record<string, string>>;
+  /** Profile fields as text; a suspension as `{"suspended": false}`. */
+  readonly before: Readonly<Record<string, string | boolean>>;
+  readonly after: Readonly<Record<string, string | boolean>>;
 }
 
 /**
@@ -132,7 +135,7 @@ export const neutraliseFormula = (cell: string): string =>
 
 const jsonCell = (
   fields: ReadonlyArray<string>,
-  values: Readonly<Record<string, string>>,
+  values: Readonly<Record<string, string | boolean>>,
 ) =>
   fields.length > 0 && Object.keys(values).length > 0
     ? JSON.stringify(values)

@@ -8,6 +8,7 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem";
 import {
+  Clock,
   Context,
   Data,
   Effect,
@@ -19,6 +20,7 @@ import {
 } from "effect";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { syncedFields } from "../domain/fields.ts";
+import { isSuspendedNow } from "../leavers/plan.ts";
 import { sameValue } from "../sync/diff.ts";
 import {
   type AuditEntry,
@@ -38,6 +40,20 @@ export class StoppedBeforeWrite extends Data.TaggedError("StoppedBeforeWrite") {
   }
 }
 
+/** The actions whose writes are journalled; other rows write nothing. */
+const journalledActions = [
+  "CREATE",
+  "UPDATE",
+  "GROUP_ADD",
+  "GROUP_REMOVE",
+  "SUSPEND",
+  "UNSUSPEND",
+] as const;
+const journalledAction = (
+  action: AuditEntry["action"],
+): (typeof journalledActions)[number] =>
+  action === "EXCLUDE" || action === "ERROR" ? "UPDATE" : action;
+
 const IntentEntry = Schema.Struct({
   originalUsername: Schema.String,
   normalizedUsername: Schema.String,
@@ -45,10 +61,17 @@ const IntentEntry = Schema.Struct({
   email: Schema.String,
   location: Schema.String,
   moodleId: Schema.NullOr(Schema.Int),
-  action: Schema.Literal("CREATE", "UPDATE", "GROUP_ADD", "GROUP_REMOVE"),
-  fields: Schema.Array(Schema.Literal(...syncedFields, "group")),
-  before: Schema.Record({ key: Schema.String, value: Schema.String }),
-  after: Schema.Record({ key: Schema.String, value: Schema.String }),
+  action: Schema.Literal(...journalledActions),
+  fields: Schema.Array(Schema.Literal(...syncedFields, "group", "suspended")),
+  // Text, or a suspension's true/false.
+  before: Schema.Record({
+    key: Schema.String,
+    value: Schema.Union(Schema.String, Schema.Boolean),
+  }),
+  after: Schema.Record({
+    key: Schema.String,
+    value: Schema.Union(Schema.String, Schema.Boolean),
+  }),
 });
 type IntentEntry = typeof IntentEntry.Type;
 
@@ -143,11 +166,7 @@ export class Journal extends Context.Tag("Journal")<Journal, {
               email: intent.email,
               location: intent.location,
               moodleId: intent.moodleId ?? null,
-              action: intent.action === "CREATE" ||
-                  intent.action === "GROUP_ADD" ||
-                  intent.action === "GROUP_REMOVE"
-                ? intent.action
-                : "UPDATE",
+              action: journalledAction(intent.action),
               fields: intent.fields,
               before: intent.before,
               after: intent.after,
@@ -292,7 +311,9 @@ const membershipLanded = (entry: IntentEntry) =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     const adding = entry.action === "GROUP_ADD";
-    const group = (adding ? entry.after.group : entry.before.group) ?? "";
+    const group = String(
+      (adding ? entry.after.group : entry.before.group) ?? "",
+    );
     const { members } = yield* discourse.groupMembers(group).pipe(
       Effect.catchTag(
         "DiscourseNotFound",
@@ -320,11 +341,19 @@ const currentValues = (entry: IntentEntry) =>
     const emails = entry.fields.includes("email")
       ? yield* discourse.emails(user.username)
       : undefined;
+    const now = new Date(yield* Clock.currentTimeMillis);
     const landed = (field: IntentField): boolean => {
-      const after = entry.after[field] ?? "";
+      const after = String(entry.after[field] ?? "");
       switch (field) {
         case "group":
           return false;
+        case "suspended":
+          return String(
+            isSuspendedNow(
+              { suspendedTill: user.suspended_till ?? undefined },
+              now,
+            ),
+          ) === after;
         case "name":
           return sameValue(field, user.name, after);
         case "location":

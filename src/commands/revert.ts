@@ -94,6 +94,7 @@ export const revertCommand = (flags: RevertFlags) =>
         log: read.log,
         apply: flags.apply,
         forum: forumKey(settings.discourse.url),
+        suspendReason: settings.deprovision.reason,
         stopRequested: stop.requested,
         stopNow: stop.now,
       }),

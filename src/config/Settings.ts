@@ -1,6 +1,7 @@
 import { Context, Either, ParseResult, Schema } from "effect";
 import { expecting } from "../domain/expecting.ts";
 import { FieldPolicy } from "../domain/fields.ts";
+import { deprovisionSettingsFields } from "../domain/deprovision.ts";
 import { groupsSettingsFields } from "../groups/settings.ts";
 
 export { expecting };
@@ -289,6 +290,7 @@ export const Settings = Schema.Struct({
       ),
     { default: () => ({ maxLength: 20, minLength: 3 }) },
   ),
+  ...deprovisionSettingsFields,
 });
 export type Settings = typeof Settings.Type;
 

@@ -29,6 +29,7 @@ import {
   type NewLocalAccount,
   type ProfileUpdate,
   type SsoAccount,
+  SuspensionResponse,
   SyncSsoResponse,
   UpdateResponse,
   type UserCard,
@@ -137,6 +138,20 @@ export interface DiscourseService {
   readonly createGroup: (
     name: string,
   ) => Effect.Effect<DiscourseGroup, DiscourseError>;
+  /**
+   * `PUT /admin/users/{id}/suspend.json` until `until` (ISO date) with
+   * `reason` and no message, so no email goes to the user. A 409 (already
+   * suspended, also after a retry of a suspension that landed) is
+   * `AlreadySuspended`.
+   */
+  readonly suspendUser: (
+    account: ForumAccountRef,
+    suspension: { readonly until: string; readonly reason: string },
+  ) => Effect.Effect<"Suspended" | "AlreadySuspended", DiscourseError>;
+  /** `PUT /admin/users/{id}/unsuspend.json`. */
+  readonly unsuspendUser: (
+    account: ForumAccountRef,
+  ) => Effect.Effect<void, DiscourseError>;
   /** HTTP requests sent so far by this process, retries included. */
   readonly requestsSent: Effect.Effect<number>;
   /**
@@ -160,6 +175,12 @@ const membersPageSize = 1000;
 
 /** Discourse's `visibility_level` for "group owners, members and moderators". */
 const visibleToMembers = 2;
+
+/** An account the admin routes address by id; the name is for messages. */
+export interface ForumAccountRef {
+  readonly id: number;
+  readonly username: string;
+}
 
 /** Only the fields the caller set: an absent key leaves Discourse's value alone. */
 const definedFields = (fields: ProfileUpdate): Record<string, string> =>
@@ -258,6 +279,7 @@ const make = (config: DiscourseConfig) =>
           }
         }
       });
+    const readSuspension = jsonBody(SuspensionResponse, scrub);
 
     const service: DiscourseService = {
       userByUsername: (username) =>
@@ -464,6 +486,30 @@ const make = (config: DiscourseConfig) =>
           path: "/admin/groups.json",
           body: { group: { name, visibility_level: visibleToMembers } },
         }, readGroupCreated).pipe(Effect.map((body) => body.basic_group)),
+      suspendUser: (account, suspension) =>
+        execute({
+          what: `suspend user "${account.username}" (id ${account.id})`,
+          method: "PUT",
+          path: `/admin/users/${account.id}/suspend.json`,
+          body: {
+            suspend_until: suspension.until,
+            reason: suspension.reason,
+          },
+        }, readSuspension).pipe(
+          Effect.as("Suspended" as const),
+          Effect.catchIf(
+            (error) =>
+              error._tag === "DiscourseValidationError" &&
+              error.status === 409,
+            () => Effect.succeed("AlreadySuspended" as const),
+          ),
+        ),
+      unsuspendUser: (account) =>
+        execute({
+          what: `unsuspend user "${account.username}" (id ${account.id})`,
+          method: "PUT",
+          path: `/admin/users/${account.id}/unsuspend.json`,
+        }, readSuspension).pipe(Effect.asVoid),
       requestsSent,
       requestsAnswered,
       userGate: (cap) =>

@@ -21,7 +21,12 @@ export class DiscourseNotFound extends Data.TaggedError("DiscourseNotFound")<{
 /** 422 (or 400): Discourse refused the data; `errors` are its own words. */
 export class DiscourseValidationError extends Data.TaggedError(
   "DiscourseValidationError",
-)<{ readonly errors: ReadonlyArray<string>; readonly message: string }> {}
+)<{
+  readonly errors: ReadonlyArray<string>;
+  readonly message: string;
+  /** The HTTP status, when an answer gave it: a 409 is "already so". */
+  readonly status?: number;
+}> {}
 
 /** Still 429 after every retry allowed. */
 export class DiscourseRateLimited extends Data.TaggedError(

@@ -24,6 +24,10 @@ export const DiscourseUser = Schema.Struct({
     default: () => true,
   }),
   suspended_till: Schema.optional(Schema.NullOr(Schema.String)),
+  /** Shown to staff viewers (the API user is one) while suspended. */
+  suspend_reason: Schema.optional(Schema.NullOr(Schema.String)),
+  admin: Schema.optional(Schema.Boolean),
+  moderator: Schema.optional(Schema.Boolean),
   /**
    * Not in Discourse's own profile answers; some plugins and proxies add
    * it, and then it must be the id asked for.
@@ -220,5 +224,15 @@ export const MembershipAnswer = Schema.Struct({
   }),
   skipped_usernames: Schema.optionalWith(Schema.Array(Schema.String), {
     default: () => [],
+  }),
+});
+
+/**
+ * `PUT /admin/users/{id}/suspend.json` and `unsuspend.json`: the suspension
+ * as stored (`suspended_till` null after an unsuspension).
+ */
+export const SuspensionResponse = Schema.Struct({
+  suspension: Schema.Struct({
+    suspended_till: Schema.NullOr(Schema.String),
   }),
 });

@@ -164,6 +164,7 @@ const judgeStatus = (
     return fatal(
       new DiscourseValidationError({
         errors: words,
+        status,
         message: `Discourse refused to ${call.what} (${where(call)}, ` +
           `HTTP ${status}: ${quoted(words)}). Its words name the value ` +
           `to fix, in Moodle or in settings; a field that can never be ` +

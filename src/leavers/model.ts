@@ -3,14 +3,9 @@
  * fills from Moodle, the forum and the state store.
  */
 
-export interface DeprovisionPolicy {
-  /** `"off"` leaves such users to `exclude.suspended`, as before. */
-  readonly suspendedInMoodle: "suspend" | "off";
-  readonly goneFromMoodle: "suspend" | "off";
-  /** The suspension reason; also how our suspensions are recognised later. */
-  readonly reason: string;
-  readonly reactivate: boolean;
-}
+import type { DeprovisionPolicy } from "../domain/deprovision.ts";
+
+export type { DeprovisionPolicy };
 
 export interface MoodleUserState {
   readonly id: number;

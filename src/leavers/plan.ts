@@ -26,7 +26,11 @@ export const shrinkGuardPercent = 90;
 /** Full lists in a row a user must be missing from before counting as gone. */
 export const absencesBeforeGone = 2;
 
-const isSuspendedNow = (account: ForumAccountState, now: Date): boolean =>
+/** Discourse keeps `suspended_till` after it passes: only a future one counts. */
+export const isSuspendedNow = (
+  account: Pick<ForumAccountState, "suspendedTill">,
+  now: Date,
+): boolean =>
   account.suspendedTill !== undefined &&
   Date.parse(account.suspendedTill) > now.getTime();
 
@@ -72,7 +76,10 @@ const suspensionRefusal = (
 const shrinkMessage = (listed: number, known: number) =>
   `the Moodle list holds ${listed} users, fewer than ${shrinkGuardPercent}% of the ${known} the state store knows, so no account was suspended as gone from Moodle. A token that lost a capability or a changed criterion looks like this: check the web service user in Moodle. Once the list is whole again, the next run carries on`;
 
-const goneCheckOf = (input: LeaversPlanInput, shrunk: boolean): GoneCheck => {
+const goneCheckOf = (
+  input: Pick<LeaversPlanInput, "policy" | "store" | "runKind" | "moodleUsers">,
+  shrunk: boolean,
+): GoneCheck => {
   if (input.policy.goneFromMoodle === "off") return { _tag: "Off" };
   if (input.store === undefined) {
     return {
@@ -211,6 +218,35 @@ function decideReactivation(
   };
 }
 
+/** Whole numbers: 0.9 * 70 is 63.00000000000001, which would distrust 63. */
+const listShrunk = (
+  input: Pick<LeaversPlanInput, "moodleUsers" | "store">,
+): boolean =>
+  input.moodleUsers.length * 100 <
+    shrinkGuardPercent * (input.store?.size ?? 0);
+
+/**
+ * The store's links this run counts as gone: none unless the gone check runs
+ * (on, with a store, a full and trusted list). The runner reads their
+ * accounts before planning; planning them needs nothing else.
+ */
+export const goneLinks = (
+  input: Omit<LeaversPlanInput, "accounts" | "excluded">,
+): ReadonlyArray<StoredLink & { readonly absentFullLists: number }> => {
+  if (goneCheckOf(input, listShrunk(input))._tag !== "Done") return [];
+  const listed = new Set(input.moodleUsers.map((user) => user.id));
+  return [...(input.store?.values() ?? [])].flatMap((link) => {
+    const absentFullLists = link.absentFullLists + 1;
+    // One we already suspended needs no read and no row every night; if
+    // someone lifted it since, that was their call.
+    return listed.has(link.moodleId) ||
+        absentFullLists < absencesBeforeGone ||
+        link.suspendedByUsAt !== undefined
+      ? []
+      : [{ ...link, absentFullLists }];
+  });
+};
+
 export function planLeavers(input: LeaversPlanInput): LeaversPlan {
   const { policy } = input;
   const store = input.store ?? new Map<number, StoredLink>();
@@ -228,22 +264,18 @@ export function planLeavers(input: LeaversPlanInput): LeaversPlan {
       : undefined
   );
 
-  // Whole numbers: 0.9 * 70 is 63.00000000000001, which would distrust 63.
-  const shrunk =
-    input.moodleUsers.length * 100 < shrinkGuardPercent * store.size;
+  const shrunk = listShrunk(input);
   const goneCheck = goneCheckOf(input, shrunk);
-  if (goneCheck._tag === "Done") {
-    const listed = new Set(input.moodleUsers.map((user) => user.id));
-    for (const link of store.values()) {
-      if (listed.has(link.moodleId)) continue;
-      const absentFullLists = link.absentFullLists + 1;
-      if (absentFullLists < absencesBeforeGone) continue;
-      decisions.push(decideSuspension(
-        { id: link.moodleId, username: undefined },
-        { _tag: "Gone", absentFullLists, lastSeenAt: link.lastSeenAt },
-        input,
-      ));
-    }
+  for (const link of goneLinks(input)) {
+    decisions.push(decideSuspension(
+      { id: link.moodleId, username: undefined },
+      {
+        _tag: "Gone",
+        absentFullLists: link.absentFullLists,
+        lastSeenAt: link.lastSeenAt,
+      },
+      input,
+    ));
   }
 
   return {

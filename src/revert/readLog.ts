@@ -20,6 +20,12 @@ export class RevertInputError extends Data.TaggedError("RevertInputError")<{
   }
 }
 
+import {
+  isSuspensionRow,
+  readSuspensionRow,
+  type SuspensionTarget,
+} from "./suspension.ts";
+
 /** One SUCCESS row of the apply log, read back. */
 export interface RevertTarget {
   /** Line of the CSV file the row starts on (1 is the header). */
@@ -52,6 +58,8 @@ export interface MembershipTarget {
 export interface ApplyLog {
   readonly targets: ReadonlyArray<RevertTarget>;
   readonly memberships: ReadonlyArray<MembershipTarget>;
+  /** SUSPEND and UNSUSPEND rows: undone by the opposite call. */
+  readonly suspensions: ReadonlyArray<SuspensionTarget>;
   readonly unreadable: ReadonlyArray<UnreadableRow>;
   /** Rows that were not SUCCESS: nothing was written for them. */
   readonly ignored: number;
@@ -232,9 +240,23 @@ export const parseApplyLog = (
     }
     const targets: Array<RevertTarget> = [];
     const memberships: Array<MembershipTarget> = [];
+    const suspensions: Array<SuspensionTarget> = [];
     const unreadable: Array<UnreadableRow> = [];
     let ignored = 0;
     for (const { row, line } of decoded) {
+      if (isSuspensionRow(row)) {
+        const read = readSuspensionRow(row);
+        if (Either.isLeft(read)) {
+          unreadable.push({ line, entry: entryOf(row), problem: read.left });
+        } else {
+          suspensions.push({
+            line,
+            entry: entryOf(row),
+            suspended: read.right,
+          });
+        }
+        continue;
+      }
       if (isMembership(row.action) && row.status === "SUCCESS") {
         const read = readMembership(row);
         if (Either.isLeft(read)) {
@@ -253,7 +275,7 @@ export const parseApplyLog = (
       }
       targets.push({ line, ...read.right });
     }
-    return { targets, memberships, unreadable, ignored };
+    return { targets, memberships, suspensions, unreadable, ignored };
   });
 
 /** How `revert` treats the log's MAC (`LOG.csv.mac`). */

@@ -24,6 +24,7 @@ import { verifyProfile } from "../sync/verify.ts";
 import { revertMemberships } from "./memberships.ts";
 import { planRevert, type RevertPlan, shown } from "./plan.ts";
 import type { ApplyLog, RevertTarget } from "./readLog.ts";
+import { revertSuspension } from "./suspension.ts";
 
 /** Names a row's writes in the journal: one line of the log, one user. */
 const lineKey = (row: { readonly line: number }) => `line:${row.line}`;
@@ -67,6 +68,8 @@ export const runRevert = (
     readonly apply: boolean;
     /** The forum's key (lock.ts forumKey): whose unfinished writes to check. */
     readonly forum: string;
+    /** `deprovision.reason`: how the sync's own suspensions are told apart. */
+    readonly suspendReason: string;
     readonly stopRequested?: Effect.Effect<boolean>;
     /** Completes at a second signal: no further write starts. */
     readonly stopNow?: Effect.Effect<void>;
@@ -208,7 +211,7 @@ export const runRevert = (
       }
     }
     const rows = options.log.targets.length + options.log.unreadable.length +
-      options.log.memberships.length;
+      options.log.memberships.length + options.log.suspensions.length;
     if (opened._tag === "Unavailable") {
       yield* reporter.warn(
         `${opened.error.message} The users this revert writes are not marked in it: run the next sync with --full.`,
@@ -240,6 +243,21 @@ export const runRevert = (
         ),
       { concurrency: 1, discard: true },
     );
+    for (const target of options.log.suspensions) {
+      const key = lineKey(target);
+      yield* ledger.run(
+        key,
+        ledger.settle(
+          revertSuspension(target, {
+            apply: options.apply,
+            key,
+            reason: options.suspendReason,
+          }),
+          turnOf(target).fallbacks,
+        ),
+        turnOf(target),
+      );
+    }
 
     // After the profiles: memberships are read and written group by group.
     const membershipRows = yield* revertMemberships(options.log.memberships, {
@@ -257,7 +275,8 @@ export const runRevert = (
       notReached: rows - totals.considered - membershipRows,
       pendingChanges: options.apply
         ? 0
-        : pending("UPDATE") + pending("GROUP_ADD") + pending("GROUP_REMOVE"),
+        : pending("UPDATE") + pending("GROUP_ADD") + pending("GROUP_REMOVE") +
+          pending("SUSPEND") + pending("UNSUSPEND"),
       discourseRequests: yield* discourse.requestsSent,
       elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
     };

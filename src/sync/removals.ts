@@ -14,7 +14,14 @@ import {
 
 /** What a removing stage leaves to do: changes a dry-run would make. */
 export interface StageResult {
+  /** Group memberships. */
   readonly pending: number;
+  /** Users' accounts (suspensions, reactivations): the users' own count. */
+  readonly pendingUsers?: number;
+  /** Rows about users the profile sync had already counted. */
+  readonly extraTurns?: number;
+  /** The stage's own reason to exit 5 (the leavers' shrunken list). */
+  readonly held?: string | undefined;
 }
 
 /** A stage that may take something away, planned and not yet carried out. */
@@ -29,6 +36,8 @@ export interface RemovingStage<E, R> {
 export interface RemovalsOutcome {
   /** Changes the stages would make (dry-run) or left undone (apply). */
   readonly pending: number;
+  readonly pendingUsers: number;
+  readonly extraTurns: number;
   /** The threshold's message when it held the removals back. */
   readonly held: string | undefined;
 }
@@ -45,12 +54,18 @@ export const runRemovingStages = <E, R>(
       groupMemberships: total("groupMemberships"),
       suspensions: total("suspensions"),
     }, limits);
-    let pending = 0;
-    for (const stage of stages) {
-      pending += (yield* stage.carryOut(verdict)).pending;
-    }
+    const results: Array<StageResult> = [];
+    for (const stage of stages) results.push(yield* stage.carryOut(verdict));
+    const sum = (of: (result: StageResult) => number | undefined) =>
+      results.reduce((n, result) => n + (of(result) ?? 0), 0);
+    const held = [
+      ...results.map((result) => result.held),
+      verdict._tag === "Held" ? verdict.message : undefined,
+    ].filter((why) => why !== undefined);
     return {
-      pending,
-      held: verdict._tag === "Held" ? verdict.message : undefined,
+      pending: sum((result) => result.pending),
+      pendingUsers: sum((result) => result.pendingUsers),
+      extraTurns: sum((result) => result.extraTurns),
+      held: held.length === 0 ? undefined : held.join("; "),
     };
   });

@@ -11,6 +11,8 @@ import type { MappedUser } from "../groups/verdicts.ts";
 import { type Candidate, identity } from "./candidate.ts";
 import type { RunContext } from "./context.ts";
 import { Reporter } from "./Reporter.ts";
+import { leaversOn } from "../domain/deprovision.ts";
+import { type LeaversInput, prepareLeavers } from "../leavers/runLeavers.ts";
 
 export const removingStages = (
   ctx: RunContext,
@@ -19,29 +21,44 @@ export const removingStages = (
     readonly batch: ReadonlyArray<Candidate>;
     /** Every Moodle user was in the batch: forum-only members may go. */
     readonly wholeList: boolean;
+    readonly leavers: Omit<LeaversInput, "wholeList">;
   },
 ) =>
   Effect.gen(function* () {
     const { settings, options, ledger } = ctx;
     const groups = settings.groups;
-    if (groups === undefined) return [];
+    const leavers = leaversOn(settings.deprovision);
+    if (groups === undefined && !leavers) return [];
     const stopping = (yield* ledger.stopped) !== undefined ||
       (options.stopRequested ? yield* options.stopRequested : false);
     if (stopping) {
+      // A signal after the last user: the users left out are not reached.
+      yield* ledger.stopWith({ _tag: "Interrupted" });
+      if (groups === undefined) return [];
       const reporter = yield* Reporter;
       yield* reporter.warn(
         "group memberships were not synced: the run stopped before every user was done; the next run syncs them",
       );
       return [];
     }
+    const leaversStage = leavers
+      ? [
+        yield* prepareLeavers(ctx, {
+          ...run.leavers,
+          wholeList: run.wholeList,
+        }),
+      ]
+      : [];
+    if (groups === undefined) return leaversStage;
     const onlyMoodleIds = run.wholeList ? undefined : new Set(
       run.batch.flatMap((c) => {
         const id = identity(c).moodleId;
         return id === undefined ? [] : [id];
       }),
     );
-    // Leavers' suspensions join this list: one threshold judges them all.
+    // One threshold judges the group removals and the suspensions together.
     return [
+      ...leaversStage,
       yield* planGroupStage({
         groups,
         settings,

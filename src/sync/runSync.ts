@@ -35,6 +35,12 @@ import { rowOf } from "./words.ts";
 import { type MappedUser, mappedUser } from "../groups/verdicts.ts";
 import { runRemovingStages } from "./removals.ts";
 import { removingStages } from "./removingStages.ts";
+import {
+  excludesSuspended,
+  noteSuspended,
+  routeLeavers,
+  type SuspendedAccounts,
+} from "../leavers/route.ts";
 
 export type { Decision, RunOptions } from "./context.ts";
 
@@ -123,12 +129,15 @@ export const runSync = (
     const rules = {
       exclusions: {
         patterns: [...settings.exclude.usernames, ...options.excludedByFile],
-        suspended: settings.exclude.suspended,
+        suspended: excludesSuspended(settings),
       },
       collisions,
       match: settings.match,
     };
-    const classified = batch.map((candidate) => classify(candidate, rules));
+    const { profile: classified, suspended: leaving } = routeLeavers(
+      batch.map((candidate) => classify(candidate, rules)),
+      settings.deprovision,
+    );
     const toProcess = classified.flatMap((c) =>
       c._tag === "NeedsForum" ? [c.candidate] : []
     );
@@ -172,6 +181,7 @@ export const runSync = (
     const applyAll = yield* Ref.make(false);
     const pendingUsers = yield* Ref.make(0);
     const missingAccounts = yield* Ref.make(0);
+    const suspendedAccounts: SuspendedAccounts = new Map();
     const ctx: RunContext = {
       settings,
       options,
@@ -181,6 +191,8 @@ export const runSync = (
       ),
       emailSource,
       ledger,
+      // The leavers step reactivates from these at no request of its own.
+      accountFound: noteSuspended(suspendedAccounts),
       operatorAccepts: (entry, plan) =>
         Effect.gen(function* () {
           if (!options.confirm || (yield* Ref.get(applyAll))) return true;
@@ -238,6 +250,7 @@ export const runSync = (
         mapped,
         batch,
         wholeList: !options.user && !options.offset && !nextOffset,
+        leavers: { suspended: leaving, candidates, batch, suspendedAccounts },
       }),
       {
         maxRemovals: settings.safety.maxRemovals,
@@ -251,8 +264,8 @@ export const runSync = (
       moodleUsers: options.user !== undefined
         ? batch.length
         : candidates.length,
-      notReached: batch.length - totals.considered,
-      pendingChanges: yield* Ref.get(pendingUsers),
+      notReached: batch.length - (totals.considered - removals.extraTurns),
+      pendingChanges: (yield* Ref.get(pendingUsers)) + removals.pendingUsers,
       missingAccounts: yield* Ref.get(missingAccounts),
       reads: yield* stateRun.summary,
       discourseRequests: yield* discourse.requestsSent,

@@ -228,13 +228,17 @@ export const prepareStateRun = (
         const read = yield* syncUser({
           ...ctx,
           emailSource,
+          // The run's own listener (the leavers step's) hears it too.
           accountFound: (id, account) =>
-            Effect.sync(() => {
-              found.set(id, {
-                forumId: account.user.id,
-                email: account.email ?? "",
-              });
-            }),
+            Effect.zipRight(
+              ctx.accountFound?.(id, account) ?? Effect.void,
+              Effect.sync(() => {
+                found.set(id, {
+                  forumId: account.user.id,
+                  email: account.email ?? "",
+                });
+              }),
+            ),
         }, candidate);
         // The row says the forum changed: its values are the ones used.
         const outcome = disagreement !== undefined && "how" in read

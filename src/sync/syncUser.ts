@@ -154,7 +154,11 @@ export const carryOut = (
       : UserOutcome.Applied({ who, plan, how, emailRequested });
   });
 
-const seekerOf = (ctx: RunContext, candidate: UserCandidate): Seeker => ({
+/** Who the matching looks for; the leavers step matches the same way. */
+export const seekerOf = (
+  ctx: RunContext,
+  candidate: UserCandidate,
+): Seeker => ({
   moodleId: candidate.user.id,
   username: candidate.normalized,
   email: candidate.desired.email,

@@ -120,6 +120,12 @@ Deno.test("a file with only the required keys gets every default", async () => {
         username: { maxLength: 20, minLength: 3 },
         match: "username",
         create: { suppressWelcomeMessage: true },
+        deprovision: {
+          suspendedInMoodle: "off",
+          goneFromMoodle: "off",
+          reason: "Account closed in Moodle",
+          reactivate: false,
+        },
         safety: { maxRemovals: 25 },
       },
     );
