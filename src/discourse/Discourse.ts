@@ -19,17 +19,11 @@ import {
   AdminUserPage,
   type AdminUserRow,
   CreateUserResponse,
-  type DiscourseGroup,
   type DiscourseUser,
   EmailsResponse,
-  GroupCreatedResponse,
-  GroupMembersPage,
-  GroupResponse,
-  MembershipAnswer,
   type NewLocalAccount,
   type ProfileUpdate,
   type SsoAccount,
-  SuspensionResponse,
   SyncSsoResponse,
   UpdateResponse,
   type UserCard,
@@ -37,8 +31,15 @@ import {
   UserResponse,
 } from "./schema.ts";
 import { explainConnectRefusal, noSsoSecret, signedSsoForm } from "./sso.ts";
+import { type GroupEndpoints, groupEndpoints } from "./groupEndpoints.ts";
+import {
+  type SuspensionEndpoints,
+  suspensionEndpoints,
+} from "./suspensionEndpoints.ts";
 
 export type { DiscourseError } from "./errors.ts";
+export type { GroupMembership } from "./groupEndpoints.ts";
+export type { ForumAccountRef } from "./suspensionEndpoints.ts";
 
 /** Discourse answers 400 to more ids in one `/user-cards.json` request. */
 export const userCardsPerRequest = 50;
@@ -47,7 +48,7 @@ export const userCardsPerRequest = 50;
 export const sameUsername = (a: string, b: string): boolean =>
   a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
 
-export interface DiscourseService {
+export interface DiscourseService extends GroupEndpoints, SuspensionEndpoints {
   /** `GET /u/{username}.json?skip_track_visit=true`; 404 is None. */
   readonly userByUsername: (
     username: string,
@@ -104,54 +105,6 @@ export interface DiscourseService {
     username: string,
     email: string,
   ) => Effect.Effect<void, DiscourseError>;
-  /** `GET /groups/{name}.json`; 404 is None. */
-  readonly group: (
-    name: string,
-  ) => Effect.Effect<Option.Option<DiscourseGroup>, DiscourseError>;
-  /**
-   * Every member of a group, owners included, and its owners: `GET
-   * /groups/{name}/members.json`, 1000 a page.
-   */
-  readonly groupMembers: (
-    name: string,
-  ) => Effect.Effect<GroupMembership, DiscourseError>;
-  /**
-   * `PUT /groups/{id}/members.json`, at most 1000 usernames. Discourse's
-   * 422 for "every one is a member already" is `alreadyMembers`.
-   */
-  readonly addGroupMembers: (
-    group: { readonly id: number; readonly name: string },
-    usernames: ReadonlyArray<string>,
-  ) => Effect.Effect<{ readonly alreadyMembers: boolean }, DiscourseError>;
-  /**
-   * `DELETE /groups/{id}/members.json`, at most 1000 usernames; the ones
-   * that were not members are `skipped`.
-   */
-  readonly removeGroupMembers: (
-    group: { readonly id: number; readonly name: string },
-    usernames: ReadonlyArray<string>,
-  ) => Effect.Effect<
-    { readonly skipped: ReadonlyArray<string> },
-    DiscourseError
-  >;
-  /** `POST /admin/groups.json`: a group visible to its members only. */
-  readonly createGroup: (
-    name: string,
-  ) => Effect.Effect<DiscourseGroup, DiscourseError>;
-  /**
-   * `PUT /admin/users/{id}/suspend.json` until `until` (ISO date) with
-   * `reason` and no message, so no email goes to the user. A 409 (already
-   * suspended, also after a retry of a suspension that landed) is
-   * `AlreadySuspended`.
-   */
-  readonly suspendUser: (
-    account: ForumAccountRef,
-    suspension: { readonly until: string; readonly reason: string },
-  ) => Effect.Effect<"Suspended" | "AlreadySuspended", DiscourseError>;
-  /** `PUT /admin/users/{id}/unsuspend.json`. */
-  readonly unsuspendUser: (
-    account: ForumAccountRef,
-  ) => Effect.Effect<void, DiscourseError>;
   /** HTTP requests sent so far by this process, retries included. */
   readonly requestsSent: Effect.Effect<number>;
   /**
@@ -162,24 +115,6 @@ export interface DiscourseService {
   readonly userGate: (cap: number) => Effect.Effect<AdaptiveGate>;
   /** Requests Discourse answered (any status): 0 means never reached. */
   readonly requestsAnswered: Effect.Effect<number>;
-}
-
-/** A group's members and owners, as the forum spells their usernames. */
-export interface GroupMembership {
-  readonly members: ReadonlyArray<string>;
-  readonly owners: ReadonlyArray<string>;
-}
-
-/** Discourse's page size limit for group members. */
-const membersPageSize = 1000;
-
-/** Discourse's `visibility_level` for "group owners, members and moderators". */
-const visibleToMembers = 2;
-
-/** An account the admin routes address by id; the name is for messages. */
-export interface ForumAccountRef {
-  readonly id: number;
-  readonly username: string;
 }
 
 /** Only the fields the caller set: an absent key leaves Discourse's value alone. */
@@ -248,38 +183,6 @@ const make = (config: DiscourseConfig) =>
     const readCards = jsonBody(UserCardsResponse, scrub);
     const readSyncSso = jsonBody(SyncSsoResponse, scrub);
     const readCreated = jsonBody(CreateUserResponse, scrub);
-    const readGroup = jsonBody(GroupResponse, scrub);
-    const readGroupCreated = jsonBody(GroupCreatedResponse, scrub);
-    const readMembersPage = jsonBody(GroupMembersPage, scrub);
-    const readMembership = jsonBody(MembershipAnswer, scrub);
-
-    const groupMembers = (name: string) =>
-      Effect.gen(function* () {
-        const members: Array<string> = [];
-        const owners = new Set<string>();
-        for (let offset = 0;; offset += membersPageSize) {
-          const page = yield* execute({
-            what: `read the members of group "${name}"`,
-            method: "GET",
-            path: `/groups/${user(name)}/members.json`,
-            maxBytes: answerLimits.listPage,
-            query: {
-              limit: String(membersPageSize),
-              offset: String(offset),
-              asc: "true",
-            },
-          }, readMembersPage);
-          members.push(...page.members.map((member) => member.username));
-          for (const owner of page.owners) owners.add(owner.username);
-          if (
-            page.members.length === 0 ||
-            offset + membersPageSize >= page.meta.total
-          ) {
-            return { members, owners: [...owners] } satisfies GroupMembership;
-          }
-        }
-      });
-    const readSuspension = jsonBody(SuspensionResponse, scrub);
 
     const service: DiscourseService = {
       userByUsername: (username) =>
@@ -442,74 +345,8 @@ const make = (config: DiscourseConfig) =>
           path: `/u/${user(username)}/preferences/email.json`,
           body: { email },
         }, ignoredBody),
-      group: (name) =>
-        execute({
-          what: `read group "${name}"`,
-          method: "GET",
-          path: `/groups/${user(name)}.json`,
-        }, readGroup).pipe(
-          Effect.map((body) => Option.some(body.group)),
-          Effect.catchTag("DiscourseNotFound", () => Effect.succeedNone),
-        ),
-      groupMembers,
-      addGroupMembers: (group, usernames) =>
-        execute({
-          what: `add ${usernames.length} members to group "${group.name}"`,
-          method: "PUT",
-          path: `/groups/${group.id}/members.json`,
-          body: { usernames: usernames.join(",") },
-        }, readMembership).pipe(
-          Effect.as({ alreadyMembers: false }),
-          Effect.catchIf(
-            (error) =>
-              error._tag === "DiscourseValidationError" &&
-              error.errors.length > 0 &&
-              error.errors.every((words) =>
-                /already (a )?members?/.test(words)
-              ),
-            () => Effect.succeed({ alreadyMembers: true }),
-          ),
-        ),
-      removeGroupMembers: (group, usernames) =>
-        execute({
-          what: `remove ${usernames.length} members from group "${group.name}"`,
-          method: "DELETE",
-          path: `/groups/${group.id}/members.json`,
-          body: { usernames: usernames.join(",") },
-        }, readMembership).pipe(
-          Effect.map((answer) => ({ skipped: answer.skipped_usernames })),
-        ),
-      createGroup: (name) =>
-        execute({
-          what: `create group "${name}"`,
-          method: "POST",
-          path: "/admin/groups.json",
-          body: { group: { name, visibility_level: visibleToMembers } },
-        }, readGroupCreated).pipe(Effect.map((body) => body.basic_group)),
-      suspendUser: (account, suspension) =>
-        execute({
-          what: `suspend user "${account.username}" (id ${account.id})`,
-          method: "PUT",
-          path: `/admin/users/${account.id}/suspend.json`,
-          body: {
-            suspend_until: suspension.until,
-            reason: suspension.reason,
-          },
-        }, readSuspension).pipe(
-          Effect.as("Suspended" as const),
-          Effect.catchIf(
-            (error) =>
-              error._tag === "DiscourseValidationError" &&
-              error.status === 409,
-            () => Effect.succeed("AlreadySuspended" as const),
-          ),
-        ),
-      unsuspendUser: (account) =>
-        execute({
-          what: `unsuspend user "${account.username}" (id ${account.id})`,
-          method: "PUT",
-          path: `/admin/users/${account.id}/unsuspend.json`,
-        }, readSuspension).pipe(Effect.asVoid),
+      ...groupEndpoints(execute, scrub),
+      ...suspensionEndpoints(execute, scrub),
       requestsSent,
       requestsAnswered,
       userGate: (cap) =>
