@@ -12,7 +12,8 @@ import type {
   AuditLogError,
   AuditStatus,
 } from "../audit/AuditLog.ts";
-import { Journal, recoverUnfinishedWrites } from "../audit/Journal.ts";
+import { Journal } from "../audit/Journal.ts";
+import { recoverUnfinishedWrites } from "../audit/recovery.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { OpenedStateStore } from "../state/opened.ts";
 import { applyChanges } from "../sync/apply.ts";

@@ -6,11 +6,8 @@
 import type * as FileSystem from "@effect/platform/FileSystem";
 import { Clock, Effect, Ref, Stream } from "effect";
 import type { AuditLog, AuditLogError } from "../audit/AuditLog.ts";
-import {
-  type Journal,
-  recoverUnfinishedWrites,
-  stoppedBeforeWriteMessage,
-} from "../audit/Journal.ts";
+import { type Journal, stoppedBeforeWriteMessage } from "../audit/Journal.ts";
+import { recoverUnfinishedWrites } from "../audit/recovery.ts";
 import { defaultConcurrencyCap } from "../discourse/concurrency.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { forumKey } from "../lock.ts";
