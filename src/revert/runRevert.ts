@@ -13,13 +13,13 @@ import type {
   AuditStatus,
 } from "../audit/AuditLog.ts";
 import { Journal } from "../audit/Journal.ts";
-import { recoverUnfinishedWrites } from "../audit/recovery.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { OpenedStateStore } from "../state/opened.ts";
 import { applyChanges } from "../sync/apply.ts";
 import type { FieldChange } from "../sync/diff.ts";
 import { doneFallbacks, makeLedger } from "../sync/ledger.ts";
 import { type Done, doneRow, type RevertSummary } from "../sync/summary.ts";
+import { recoverAndWarn } from "../sync/recovered.ts";
 import { Reporter } from "../sync/Reporter.ts";
 import { verifyProfile } from "../sync/verify.ts";
 import { revertMemberships } from "./memberships.ts";
@@ -204,13 +204,7 @@ export const runRevert = (
         );
       });
 
-    if (options.apply) {
-      for (const entry of yield* recoverUnfinishedWrites(options.forum)) {
-        yield* reporter.warn(
-          `${entry.normalizedUsername} ${entry.action}/${entry.status}: ${entry.message}`,
-        );
-      }
-    }
+    if (options.apply) yield* recoverAndWarn(options.forum);
     const rows = options.log.targets.length + options.log.unreadable.length +
       options.log.memberships.length + options.log.suspensions.length;
     if (opened._tag === "Unavailable") {

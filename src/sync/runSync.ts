@@ -4,40 +4,35 @@
  * every user considered ends as exactly one row of the ledger.
  */
 import type * as FileSystem from "@effect/platform/FileSystem";
-import { Clock, Effect, Ref, Stream } from "effect";
+import { Clock, Effect, Stream } from "effect";
 import type { AuditLog, AuditLogError } from "../audit/AuditLog.ts";
 import { type Journal, stoppedBeforeWriteMessage } from "../audit/Journal.ts";
-import { recoverUnfinishedWrites } from "../audit/recovery.ts";
+import { CurrentSettings } from "../config/Settings.ts";
 import { defaultConcurrencyCap } from "../discourse/concurrency.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
+import { noteSuspended, type SuspendedAccounts } from "../leavers/route.ts";
 import { forumKey } from "../lock.ts";
 import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
-import { CurrentSettings } from "../config/Settings.ts";
 import type { OpenedStateStore } from "../state/opened.ts";
+import { chooseBatch } from "./batch.ts";
 import { type Candidate, candidateOf, writeKey } from "./candidate.ts";
-import { classify } from "./classify.ts";
 import type { RunContext, RunOptions } from "./context.ts";
 import type { EmailSource } from "./fetchDiscourse.ts";
-import { chooseEmailSource, loadMoodleUsers } from "./sources.ts";
 import { type Fallbacks, makeLedger } from "./ledger.ts";
-import { emailSharers } from "./match.ts";
-import { type NoMoodleUsers, pendingOf, UnknownMoodleUser } from "./outcome.ts";
-import type { Done, RunSummary } from "./summary.ts";
-import { Reporter } from "./Reporter.ts";
-import { findCollisions, selectBatch } from "./select.ts";
-import { prepareStateRun } from "./stateRun.ts";
-import { UserOutcome } from "./UserOutcome.ts";
-import { openTextSpill } from "./spill.ts";
-import { rowOf } from "./words.ts";
-import { type MappedUser, mappedUser } from "../groups/verdicts.ts";
+import { askOperatorEachUser } from "./operatorAccepts.ts";
+import type { NoMoodleUsers, UnknownMoodleUser } from "./outcome.ts";
+import { recoverAndWarn } from "./recovered.ts";
 import { runRemovingStages } from "./removals.ts";
 import { removingStages } from "./removingStages.ts";
-import {
-  excludesSuspended,
-  noteSuspended,
-  routeLeavers,
-  type SuspendedAccounts,
-} from "../leavers/route.ts";
+import { Reporter } from "./Reporter.ts";
+import { chooseEmailSource, loadMoodleUsers } from "./sources.ts";
+import { openTextSpill } from "./spill.ts";
+import { prepareStateRun } from "./stateRun.ts";
+import type { RunSummary } from "./summary.ts";
+import { makeTally } from "./tally.ts";
+import { triage } from "./triage.ts";
+import { UserOutcome } from "./UserOutcome.ts";
+import { rowOf } from "./words.ts";
 
 export type { Decision, RunOptions } from "./context.ts";
 
@@ -81,17 +76,7 @@ export const runSync = (
           ? Effect.raceFirst(work, Effect.as(options.stopNow, fallback))
           : work;
 
-    if (options.apply) {
-      for (
-        const entry of yield* recoverUnfinishedWrites(
-          forumKey(settings.discourse.url),
-        )
-      ) {
-        yield* reporter.warn(
-          `${entry.normalizedUsername} ${entry.action}/${entry.status}: ${entry.message}`,
-        );
-      }
-    }
+    if (options.apply) yield* recoverAndWarn(forumKey(settings.discourse.url));
 
     const spill = yield* Effect.acquireRelease(
       Effect.sync(() => openTextSpill(settings.logDir)),
@@ -100,43 +85,12 @@ export const runSync = (
     const candidates = yield* loadMoodleUsers((r) =>
       candidateOf(r, settings, spill)
     ).pipe(orOnStopNow<ReadonlyArray<Candidate>>([]));
-    const users = candidates.flatMap((c) => c._tag === "User" ? [c] : []);
-    const collisions = findCollisions(
-      users.map((c) => ({
-        moodleUsername: c.username,
-        discourseUsername: c.normalized,
-      })),
-    );
-    const { batch, nextOffset } = options.user !== undefined
-      ? {
-        batch: candidates.filter((c) =>
-          (c._tag === "User"
-            ? c.username
-            : c._tag === "Malformed"
-            ? c.record.username
-            : undefined)?.toLowerCase() === options.user?.toLowerCase()
-        ),
-        nextOffset: undefined,
-      }
-      : selectBatch(candidates, options.offset, options.batchSize);
-    if (options.user !== undefined && batch.length === 0) {
-      return yield* new UnknownMoodleUser({ username: options.user });
-    }
-    // One rules object for the run: its patterns are compiled once.
-    const rules = {
-      exclusions: {
-        patterns: [...settings.exclude.usernames, ...options.excludedByFile],
-        suspended: excludesSuspended(settings),
-      },
-      collisions,
-      match: settings.match,
-    };
-    const { profile: classified, suspended: leaving } = routeLeavers(
-      batch.map((candidate) => classify(candidate, rules)),
-      settings.deprovision,
-    );
-    const toProcess = classified.flatMap((c) =>
-      c._tag === "NeedsForum" ? [c.candidate] : []
+    const { batch, nextOffset } = yield* chooseBatch(candidates, options);
+    const { collisions, emailsShared, classified, leaving, toProcess } = triage(
+      candidates,
+      batch,
+      settings,
+      options,
     );
 
     yield* reporter.start({
@@ -175,47 +129,23 @@ export const runSync = (
         stopped: Effect.map(ledger.stopped, (why) => why !== undefined),
       },
     );
-    const applyAll = yield* Ref.make(false);
-    const pendingUsers = yield* Ref.make(0);
-    const missingAccounts = yield* Ref.make(0);
     const suspendedAccounts: SuspendedAccounts = new Map();
     const ctx: RunContext = {
       settings,
       options,
       collisions,
-      emailsShared: emailSharers(
-        users.map((c) => ({ username: c.username, email: c.desired.email })),
-      ),
+      emailsShared,
       emailSource,
       ledger,
       // The leavers step reactivates from these at no request of its own.
       accountFound: noteSuspended(suspendedAccounts),
-      operatorAccepts: (entry, plan) =>
-        Effect.gen(function* () {
-          if (!options.confirm || (yield* Ref.get(applyAll))) return true;
-          const decision = yield* options.confirm({ entry, plan });
-          if (decision === "all") yield* Ref.set(applyAll, true);
-          if (decision === "quit") {
-            yield* ledger.stopWith({ _tag: "OperatorQuit" });
-          }
-          return decision === "apply" || decision === "all";
-        }),
+      operatorAccepts: yield* askOperatorEachUser(options.confirm, ledger),
     };
-    // What the profile sync made of each user, for the group stage.
-    const mapped = new Map<number, MappedUser>();
-    /** What a recorded user leaves to do, for the summary. */
-    const tally = (done: Done, outcome: UserOutcome) => {
-      const user = settings.groups && mappedUser(outcome, done.entry);
-      if (user) mapped.set(user.moodleId, user);
-      switch (pendingOf(mode, done, options.createMissing ?? false)) {
-        case "change":
-          return Ref.update(pendingUsers, (n) => n + 1);
-        case "missing":
-          return Ref.update(missingAccounts, (n) => n + 1);
-        default:
-          return Effect.void;
-      }
-    };
+    const { tally, mapped, pendingUsers, missingAccounts } = yield* makeTally({
+      mode,
+      createMissing: options.createMissing ?? false,
+      groups: settings.groups !== undefined,
+    });
 
     // As many users at once as the limit and the forum's latency call for.
     const cap = options.confirm
@@ -262,8 +192,8 @@ export const runSync = (
         ? batch.length
         : candidates.length,
       notReached: batch.length - (totals.considered - removals.extraTurns),
-      pendingChanges: (yield* Ref.get(pendingUsers)) + removals.pendingUsers,
-      missingAccounts: yield* Ref.get(missingAccounts),
+      pendingChanges: (yield* pendingUsers) + removals.pendingUsers,
+      missingAccounts: yield* missingAccounts,
       reads: yield* stateRun.summary,
       discourseRequests: yield* discourse.requestsSent,
       elapsedMs: (yield* Clock.currentTimeMillis) - startedAt,
