@@ -67,18 +67,20 @@ export const moodleLayer = (
   http: Layer.Layer<HttpClient.HttpClient> = HttpLayer,
 ) => Moodle.layer(moodleConfig(settings, tuning)).pipe(Layer.provide(http));
 
+/** What every command's services are told: its mode, output and store. */
+interface CommandLayerOptions {
+  readonly mode: RunMode;
+  readonly reporter: Layer.Layer<Reporter>;
+  readonly state?: StateStoreOptions;
+}
+
 /**
  * What `sync` runs on: both clients, the audit log, the Reporter and the
  * state store (none when `state` is absent).
  */
 export const syncLayer = (
   settings: Settings,
-  options: {
-    readonly mode: RunMode;
-    readonly reporter: Layer.Layer<Reporter>;
-    readonly tuning?: ClientTuning;
-    readonly state?: StateStoreOptions;
-  },
+  options: CommandLayerOptions & { readonly tuning?: ClientTuning },
 ) =>
   Layer.mergeAll(
     moodleLayer(settings, options.tuning?.moodle),
@@ -91,11 +93,7 @@ export const syncLayer = (
 /** What `revert` runs on: the forum, a log of its own, the Reporter. */
 export const revertLayer = (
   settings: Settings,
-  options: {
-    readonly mode: RunMode;
-    readonly reporter: Layer.Layer<Reporter>;
-    readonly state?: StateStoreOptions;
-  },
+  options: CommandLayerOptions,
 ) =>
   Layer.mergeAll(
     discourseLayer(settings),

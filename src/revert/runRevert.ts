@@ -5,7 +5,7 @@
  * admin or a later sync) is newer than the log and is left alone.
  */
 import type * as FileSystem from "@effect/platform/FileSystem";
-import { Clock, Effect, Option } from "effect";
+import { Clock, Effect, Either, Option } from "effect";
 import type {
   AuditAction,
   AuditLog,
@@ -19,6 +19,7 @@ import { applyChanges } from "../sync/apply.ts";
 import type { FieldChange } from "../sync/diff.ts";
 import { doneFallbacks, makeLedger } from "../sync/ledger.ts";
 import { type Done, doneRow, type RevertSummary } from "../sync/summary.ts";
+import { accountNow } from "./accountNow.ts";
 import { recoverAndWarn } from "../sync/recovered.ts";
 import { Reporter } from "../sync/Reporter.ts";
 import { verifyProfile } from "../sync/verify.ts";
@@ -117,17 +118,11 @@ export const runRevert = (
 
     const revertOne = (target: RevertTarget) =>
       Effect.gen(function* () {
-        const username = target.entry.normalizedUsername;
-        const found = yield* discourse.userByUsername(username);
-        if (Option.isNone(found)) {
-          return rowFor(
-            target,
-            "ERROR",
-            "ERROR",
-            `"${username}" is no longer in Discourse (deleted or renamed since the sync): nothing put back`,
-          );
+        const found = yield* accountNow(target.entry.normalizedUsername);
+        if (Either.isLeft(found)) {
+          return rowFor(target, "ERROR", "ERROR", found.left);
         }
-        const user = found.value;
+        const user = found.right;
         const email = target.fields.includes("email")
           ? (yield* discourse.emails(user.username)).email
           : undefined;

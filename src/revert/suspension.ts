@@ -11,6 +11,7 @@ import { suspendUntil } from "../domain/deprovision.ts";
 import { isSuspendedNow } from "../leavers/plan.ts";
 import { OpenedStateStore } from "../state/opened.ts";
 import { type Done, doneRow, type RowIdentity } from "../sync/summary.ts";
+import { accountNow } from "./accountNow.ts";
 
 /** A SUSPEND or UNSUSPEND row of the apply log, read back. */
 export interface SuspensionTarget {
@@ -82,17 +83,9 @@ export const revertSuspension = (
 ) =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
-    const username = target.entry.normalizedUsername;
-    const found = yield* discourse.userByUsername(username);
-    if (Option.isNone(found)) {
-      return row(
-        target,
-        "ERROR",
-        `"${username}" is no longer in Discourse (deleted or renamed since the sync): nothing put back`,
-        false,
-      );
-    }
-    const user = found.value;
+    const found = yield* accountNow(target.entry.normalizedUsername);
+    if (Either.isLeft(found)) return row(target, "ERROR", found.left, false);
+    const user = found.right;
     const now = new Date(yield* Effect.clockWith((c) => c.currentTimeMillis));
     const suspended = isSuspendedNow(
       { suspendedTill: user.suspended_till ?? undefined },
