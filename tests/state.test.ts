@@ -1,5 +1,6 @@
 // The state store's operations through its layer, on real temp files.
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { Effect, TestClock, TestContext } from "effect";
 import {
   defaultStatePath,
@@ -224,4 +225,33 @@ Deno.test("profileHash: names and values count, key order does not, and it never
     }),
     "f564c4eef805bbf6736a3ff45410284bbae6c64803966e9c5505ce31dc4fabcf",
   );
+});
+
+Deno.test("state store: a store from before it kept Moodle usernames is migrated, its entries kept with an empty one", async () => {
+  await inTempDir(async (dir) => {
+    const path = `${dir}/sync-state.sqlite`;
+    valueOf(
+      await withStore(
+        { path, ...sites },
+        (store) => store.upsert(entryFor(1, 1)),
+      ),
+    );
+    // Back to schema 1, as the first release wrote it.
+    const db = new DatabaseSync(path);
+    db.exec("ALTER TABLE users DROP COLUMN moodle_username");
+    db.exec("UPDATE schema_version SET version = 1");
+    db.close();
+
+    const migrated = valueOf(
+      await withStore({ path, ...sites }, (store) =>
+        Effect.gen(function* () {
+          const before = (yield* store.readAll).get(1);
+          yield* store.upsert(entryFor(2, 1));
+          return { before, after: (yield* store.readAll).get(2) };
+        })),
+    );
+    assert.equal(migrated.before?.moodleUsername, "");
+    assert.equal(migrated.before?.forumUsername, entryFor(1, 1).forumUsername);
+    assert.equal(migrated.after?.moodleUsername, entryFor(2, 1).moodleUsername);
+  });
 });

@@ -29,9 +29,9 @@ export const accountState = (user: DiscourseUser): ForumAccountState => ({
   suspendReason: user.suspend_reason ?? undefined,
 });
 
-/** A gone user's row: the store keeps the forum's name, not Moodle's. */
+/** A gone user's row: who they were, as the store last knew them. */
 export const goneIdentity = (entry: StoredUser): LeaverIdentity => ({
-  originalUsername: "",
+  originalUsername: entry.moodleUsername,
   normalizedUsername: entry.forumUsername,
   fullname: entry.snapshot.name,
   email: entry.snapshot.email,

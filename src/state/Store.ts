@@ -107,9 +107,11 @@ const prepare = (db: DatabaseSync) => ({
   ),
   upsert: db.prepare(
     `INSERT INTO users (site_id, moodle_id, forum_id, forum_username,
-       desired_hash, forum_name, forum_location, forum_bio_excerpt, forum_email)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       desired_hash, forum_name, forum_location, forum_bio_excerpt, forum_email,
+       moodle_username)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (site_id, moodle_id) DO UPDATE SET
+       moodle_username = excluded.moodle_username,
        forum_id = excluded.forum_id,
        forum_username = excluded.forum_username,
        desired_hash = excluded.desired_hash,
@@ -222,6 +224,7 @@ const make = (options: StateStoreOptions) =>
             entry.snapshot.location,
             entry.snapshot.bioExcerpt,
             entry.snapshot.email,
+            entry.moodleUsername,
           );
         }),
       markFullListSeen: (moodleIds) =>

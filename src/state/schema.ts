@@ -34,6 +34,10 @@ export const migrations: ReadonlyArray<string> = [
     PRIMARY KEY (site_id, moodle_id)
   ) STRICT, WITHOUT ROWID;
   `,
+  // A leaver's row names the Moodle user, who is gone from Moodle's list.
+  `
+  ALTER TABLE users ADD COLUMN moodle_username TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 export const currentSchemaVersion = migrations.length;
@@ -58,6 +62,8 @@ export interface ForumSnapshot {
 /** What a run records for a Moodle user once their forum account is in sync. */
 export interface UserEntry {
   readonly moodleId: number;
+  /** Empty in entries written before the store kept it. */
+  readonly moodleUsername: string;
   readonly forumId: number;
   readonly forumUsername: string;
   /** `profileHash` of the desired fields last made true on the forum. */
@@ -77,6 +83,7 @@ export interface StoredUser extends UserEntry {
 
 const UserRow = Schema.Struct({
   moodle_id: Schema.Int,
+  moodle_username: Schema.String,
   forum_id: Schema.Int,
   forum_username: Schema.String,
   desired_hash: Schema.String,
@@ -97,6 +104,7 @@ export const storedUserFromRow = (
   row: typeof UserRow.Type,
 ): StoredUser => ({
   moodleId: row.moodle_id,
+  moodleUsername: row.moodle_username,
   forumId: row.forum_id,
   forumUsername: row.forum_username,
   desiredHash: row.desired_hash,

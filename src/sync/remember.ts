@@ -14,6 +14,7 @@ import type { UserOutcome } from "./UserOutcome.ts";
 /** A settled user waiting for its card, read 50 at a time. */
 export interface ToRemember {
   readonly moodleId: number;
+  readonly moodleUsername: string;
   readonly forumId: number;
   readonly email: string;
   readonly hash: string;
@@ -87,6 +88,7 @@ export const makeRemembering = (
         if (store === undefined) return;
         const ok = yield* guard(store.upsert({
           moodleId: user.moodleId,
+          moodleUsername: user.moodleUsername,
           forumId: user.forumId,
           forumUsername: card.username,
           desiredHash: user.hash,

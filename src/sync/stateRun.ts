@@ -203,6 +203,7 @@ export const prepareStateRun = (
           });
           yield* settle(ctx, outcome, entry, {
             moodleId,
+            moodleUsername: candidate.username,
             forumId: card.id,
             email: emails.email,
             hash,
@@ -250,7 +251,8 @@ export const prepareStateRun = (
           ctx,
           outcome,
           entry,
-          account && { moodleId, ...account, hash },
+          account &&
+            { moodleId, moodleUsername: candidate.username, ...account, hash },
           card?.id === account?.forumId ? card : undefined,
         );
         return outcome;

@@ -413,6 +413,7 @@ const prefillStore = async (
           );
           yield* store.upsert({
             moodleId: Number(record.id),
+            moodleUsername: String(record.username),
             forumId,
             forumUsername: card.username,
             desiredHash: desiredHash(desired, hashSettings),

@@ -30,6 +30,7 @@ const entryOf = (moodleId: number): UserEntry => {
   };
   return {
     moodleId,
+    moodleUsername: `student${moodleId}`,
     forumId: 100_000 + moodleId,
     forumUsername: `student${moodleId}`,
     desiredHash: profileHash(snapshot),

@@ -56,8 +56,8 @@ Deno.test("state: a first run without a store reads every profile and writes the
     assert.deepEqual(
       [...entries.values()].map((
         e,
-      ) => [e.moodleId, e.forumId, e.forumUsername]),
-      [[2, 12, "ada"], [3, 13, "bob"], [4, 14, "cyd"]],
+      ) => [e.moodleId, e.moodleUsername, e.forumId, e.forumUsername]),
+      [[2, "ada", 12, "ada"], [3, "bob", 13, "bob"], [4, "cyd", 14, "cyd"]],
     );
     assert.equal(entries.get(2)?.snapshot.location, "Paris, FR");
 

@@ -66,7 +66,11 @@ Deno.test("gone: absent from one full list, nothing; from two, suspended, and th
     assert.equal(carl?.status, "SUCCESS");
     assert.equal(carl?.moodle_id, "4");
     assert.equal(carl?.normalized_username, "carl");
-    assert.equal(carl?.original_username, "", "the store keeps no Moodle name");
+    assert.equal(
+      carl?.original_username,
+      "carl",
+      "the Moodle name the store kept",
+    );
     assert.match(carl!.message, /^suspended: absent from/);
     assert.ok(suspendedInForum(world, 14));
     const stored = await readAll(storeOf(world));

@@ -49,6 +49,7 @@ export const seedStore = (
         };
         return store.upsert({
           moodleId,
+          moodleUsername: name,
           forumId,
           forumUsername: name,
           desiredHash: profileHash(snapshot),

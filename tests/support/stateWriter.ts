@@ -32,6 +32,7 @@ export const entryFor = (moodleId: number, gen: number): UserEntry => {
   };
   return {
     moodleId,
+    moodleUsername: `user${moodleId}`,
     forumId: 1000 + moodleId,
     forumUsername: `user${moodleId}-g${gen}`,
     desiredHash: profileHash(snapshot),

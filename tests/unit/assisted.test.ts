@@ -39,6 +39,7 @@ const card = {
 
 const entry: StoredUser = {
   moodleId: 2,
+  moodleUsername: "ada",
   forumId: 12,
   forumUsername: "ada",
   desiredHash: desiredHash(desired, settings),
