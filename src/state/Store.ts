@@ -68,6 +68,15 @@ export interface StateStoreService {
     ReadonlyMap<number, StoredUser>,
     StateStoreUnavailable
   >;
+  /**
+   * Reads every entry of this pair, page by page, as `readAll` does, but
+   * keeps none: how many there are, once each has been found readable.
+   */
+  readonly checkAll: Effect.Effect<number, StateStoreUnavailable>;
+  /** One entry by Moodle id: a run holds none of the others meanwhile. */
+  readonly lookup: (
+    moodleId: number,
+  ) => Effect.Effect<StoredUser | undefined, StateStoreUnavailable>;
   readonly count: Effect.Effect<number, StateStoreUnavailable>;
   /**
    * Records a user as in sync. Keeps the suspension mark; resets the absence
@@ -101,6 +110,9 @@ const prepare = (db: DatabaseSync) => ({
   selectPage: db.prepare(
     `SELECT ${userColumns} FROM users WHERE site_id = ? AND moodle_id > ?
      ORDER BY moodle_id LIMIT ?`,
+  ),
+  selectOne: db.prepare(
+    `SELECT ${userColumns} FROM users WHERE site_id = ? AND moodle_id = ?`,
   ),
   selectCount: db.prepare(
     "SELECT count(*) AS n FROM users WHERE site_id = ?",
@@ -178,6 +190,21 @@ const make = (options: StateStoreOptions) =>
     const nowIso = Clock.currentTimeMillis.pipe(
       Effect.map((millis) => new Date(millis).toISOString()),
     );
+    /** Every entry in Moodle id order, decoded. */
+    const eachEntry = (siteId: number, visit: (user: StoredUser) => void) => {
+      // Pages by key, never the whole table as row objects at once; not
+      // `iterate()`, which in Deno ends quietly on a damaged page.
+      let after = -Infinity;
+      for (;;) {
+        const rows = statements.selectPage.all(siteId, after, pageSize);
+        for (const row of rows) {
+          const user = storedUserFromRow(decodeUserRow(row));
+          visit(user);
+          after = user.moodleId;
+        }
+        if (rows.length < pageSize) return;
+      }
+    };
     const markSuspended = (moodleId: number, at: string | null) =>
       write(
         `the ${
@@ -193,19 +220,21 @@ const make = (options: StateStoreOptions) =>
       readOnly,
       readAll: read((siteId) => {
         const entries = new Map<number, StoredUser>();
-        // Pages by key, never the whole table as row objects at once; not
-        // `iterate()`, which in Deno ends quietly on a damaged page.
-        let after = -Infinity;
-        for (;;) {
-          const rows = statements.selectPage.all(siteId, after, pageSize);
-          for (const row of rows) {
-            const user = storedUserFromRow(decodeUserRow(row));
-            entries.set(user.moodleId, user);
-            after = user.moodleId;
-          }
-          if (rows.length < pageSize) return entries;
-        }
+        eachEntry(siteId, (user) => entries.set(user.moodleId, user));
+        return entries;
       }, new Map()),
+      checkAll: read((siteId) => {
+        let entries = 0;
+        eachEntry(siteId, () => entries++);
+        return entries;
+      }, 0),
+      lookup: (moodleId) =>
+        read((siteId) => {
+          const row = statements.selectOne.get(siteId, moodleId);
+          return row === undefined
+            ? undefined
+            : storedUserFromRow(decodeUserRow(row));
+        }, undefined),
       count: read(
         (siteId) =>
           Schema.decodeUnknownSync(CountRow)(statements.selectCount.get(siteId))

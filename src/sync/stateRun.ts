@@ -43,27 +43,30 @@ import {
 import type { DesiredProfile } from "./profile.ts";
 import { type OwnerUnchecked, UserOutcome } from "./UserOutcome.ts";
 
-/** The store as found, its entries, and how this run reads. */
+/**
+ * The store as found, how many entries it holds (each read once and found
+ * readable, none kept: a run looks its users up one at a time), and how
+ * this run reads.
+ */
 const findStore = (
   options: { readonly full: boolean; readonly force: boolean },
 ) =>
   Effect.gen(function* () {
     const opened = yield* OpenedStateStore;
-    const none = new Map<number, StoredUser>();
     if (opened._tag !== "Open") {
       const found: StoreFound = opened;
       return {
         store: undefined,
-        entries: none,
+        entries: 0,
         plan: chooseReads(found, options),
       };
     }
     const { store } = opened;
-    const entries = yield* Effect.either(store.readAll);
+    const entries = yield* Effect.either(store.checkAll);
     if (entries._tag === "Left") {
       return {
         store: undefined,
-        entries: none,
+        entries: 0,
         plan: chooseReads(
           { _tag: "Unavailable", error: entries.left },
           options,
@@ -74,7 +77,7 @@ const findStore = (
       _tag: "Open",
       path: store.path,
       status: store.status,
-      entries: entries.right.size,
+      entries: entries.right,
     };
     return { store, entries: entries.right, plan: chooseReads(found, options) };
   });
@@ -98,32 +101,46 @@ export const prepareStateRun = (
     const reporter = yield* Reporter;
     const { store, entries, plan } = yield* findStore(ctxOptions);
     yield* (plan._tag === "Full" && plan.warn ? reporter.warn : reporter.info)(
-      describePlan(plan, entries.size),
+      describePlan(plan, entries),
     );
     const assisted = plan._tag === "Assisted";
     // Only the cards that differ from their entry are kept: the others are
     // the entry's snapshot again, and 100,000 of them would cost memory.
     const differing = new Map<number, UserCard>();
     const agreeing = new Set<number>();
+    /**
+     * A user's entry, read when needed. The whole store was read once
+     * before: an entry unreadable now reads that user in full.
+     */
+    const entryOf = (moodleId: number) =>
+      store === undefined
+        ? Effect.succeed(undefined)
+        : Effect.orElseSucceed(store.lookup(moodleId), () => undefined);
     if (assisted) {
-      const known = toProcess.flatMap((c) => {
-        const entry = entries.get(c.user.id);
-        return entry === undefined ? [] : [entry];
-      });
+      // Ids only: the entries are read again as their cards come in.
+      const known: Array<{ moodleId: number; forumId: number }> = [];
+      for (const candidate of toProcess) {
+        const entry = yield* entryOf(candidate.user.id);
+        if (entry !== undefined) {
+          known.push({ moodleId: entry.moodleId, forumId: entry.forumId });
+        }
+      }
       yield* Effect.forEach(
         inChunks(known, userCardsPerRequest),
         (chunk) =>
-          Effect.map(
-            discourse.userCards(chunk.map((entry) => entry.forumId)),
-            (found) => {
-              const byId = new Map(found.map((card) => [card.id, card]));
-              for (const entry of chunk) {
-                const card = byId.get(entry.forumId);
-                if (card === undefined) continue;
-                if (sameCard(entry, card)) agreeing.add(card.id);
-                else differing.set(card.id, card);
-              }
-            },
+          Effect.flatMap(
+            discourse.userCards(chunk.map((link) => link.forumId)),
+            (found) =>
+              Effect.gen(function* () {
+                const byId = new Map(found.map((card) => [card.id, card]));
+                for (const link of chunk) {
+                  const card = byId.get(link.forumId);
+                  const entry = yield* entryOf(link.moodleId);
+                  if (card === undefined || entry === undefined) continue;
+                  if (sameCard(entry, card)) agreeing.add(card.id);
+                  else differing.set(card.id, card);
+                }
+              }),
           ),
         { concurrency: run.concurrency, discard: true },
       );
@@ -157,7 +174,7 @@ export const prepareStateRun = (
           email: desired.email,
         };
         const hash = desiredHash(fields, ctx.settings);
-        const entry = entries.get(moodleId);
+        const entry = yield* entryOf(moodleId);
         const card = cardOf(entry);
         let emailSource = ctx.emailSource;
         let emailsRead: EmailsResponse | undefined;
