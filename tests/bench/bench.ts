@@ -26,7 +26,7 @@ import { type AssistedReport, runAssistedBench } from "./assisted.ts";
 
 const assistedName = "assisted";
 const assistedDescription =
-  "state-assisted night of 10,000 users against --full (2,000 with --quick); 100,000-user assisted dry-run memory (not with --quick)";
+  "state-assisted night of 10,000 users against --full (2,000 with --quick); 100,000-user assisted dry-run memory, short and 2 KB HTML bios (not with --quick)";
 import {
   countDiscourse,
   type DiscourseTraffic,
