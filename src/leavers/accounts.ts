@@ -6,7 +6,7 @@
 import { Effect, Option } from "effect";
 import { Discourse } from "../discourse/Discourse.ts";
 import type { DiscourseUser } from "../discourse/schema.ts";
-import type { StoredUser } from "../state/Store.ts";
+import type { AccountLink, ForumSnapshot } from "../state/Store.ts";
 import { identity, type UserCandidate } from "../sync/candidate.ts";
 import type { RunContext } from "../sync/context.ts";
 import {
@@ -29,14 +29,20 @@ export const accountState = (user: DiscourseUser): ForumAccountState => ({
   suspendReason: user.suspend_reason ?? undefined,
 });
 
-/** A gone user's row: who they were, as the store last knew them. */
-export const goneIdentity = (entry: StoredUser): LeaverIdentity => ({
-  originalUsername: entry.moodleUsername,
-  normalizedUsername: entry.forumUsername,
-  fullname: entry.snapshot.name,
-  email: entry.snapshot.email,
-  location: entry.snapshot.location,
-  moodleId: entry.moodleId,
+/**
+ * A gone user's row: who they were, as the store last knew them. Without the
+ * snapshot (the store could not be read again) the row still says who.
+ */
+export const goneIdentity = (
+  link: Pick<AccountLink, "moodleId" | "moodleUsername" | "forumUsername">,
+  snapshot: ForumSnapshot | undefined,
+): LeaverIdentity => ({
+  originalUsername: link.moodleUsername,
+  normalizedUsername: link.forumUsername,
+  fullname: snapshot?.name ?? "",
+  email: snapshot?.email ?? "",
+  location: snapshot?.location ?? "",
+  moodleId: link.moodleId,
 });
 
 export const presentIdentity = (

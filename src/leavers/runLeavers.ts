@@ -96,7 +96,8 @@ const readStore = Effect.gen(function* () {
   const opened = yield* OpenedStateStore;
   if (opened._tag !== "Open") return undefined;
   const service = opened.store;
-  return yield* service.readAll.pipe(
+  // Links only: the snapshots of the few gone users are read when needed.
+  return yield* service.readLinks.pipe(
     Effect.map((entries) => ({ service, entries })),
     Effect.catchAll((error) =>
       Effect.as(
@@ -216,10 +217,13 @@ export const prepareLeavers = (ctx: RunContext, input: LeaversInput) =>
           }
         }
         for (const link of gone) {
-          const entry = store?.entries.get(link.moodleId);
-          if (entry !== undefined) {
-            whoOf.set(link.moodleId, goneIdentity(entry));
-          }
+          const stored = store?.entries.get(link.moodleId);
+          if (store === undefined || stored === undefined) continue;
+          const entry = yield* Effect.orElseSucceed(
+            store.service.lookup(link.moodleId),
+            () => undefined,
+          );
+          whoOf.set(link.moodleId, goneIdentity(stored, entry?.snapshot));
         }
         const routed = new Set(input.suspended.map((who) => who.user.id));
         const turn = (

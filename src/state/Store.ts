@@ -53,6 +53,9 @@ export interface AbsenceTally {
   readonly absent: number;
 }
 
+/** An entry without what only a profile comparison needs. */
+export type AccountLink = Omit<StoredUser, "desiredHash" | "snapshot">;
+
 /** A write to one user's entry: whether the user had one. */
 type WriteOfOne = (
   moodleId: number,
@@ -66,6 +69,11 @@ export interface StateStoreService {
   /** This pair's entries by Moodle id. */
   readonly readAll: Effect.Effect<
     ReadonlyMap<number, StoredUser>,
+    StateStoreUnavailable
+  >;
+  /** This pair's entries by Moodle id, without their profile snapshots. */
+  readonly readLinks: Effect.Effect<
+    ReadonlyMap<number, AccountLink>,
     StateStoreUnavailable
   >;
   /**
@@ -222,6 +230,13 @@ const make = (options: StateStoreOptions) =>
         const entries = new Map<number, StoredUser>();
         eachEntry(siteId, (user) => entries.set(user.moodleId, user));
         return entries;
+      }, new Map()),
+      readLinks: read((siteId) => {
+        const links = new Map<number, AccountLink>();
+        eachEntry(siteId, ({ desiredHash: _, snapshot: __, ...link }) => {
+          links.set(link.moodleId, link);
+        });
+        return links;
       }, new Map()),
       checkAll: read((siteId) => {
         let entries = 0;
