@@ -38,8 +38,9 @@ interface Progress {
 
 /**
  * Reads the admin list's first page, then the others in the background,
- * until every wanted username has been seen or the list ends (a few pages
- * past its end may be asked for too). `undefined` wants every account:
+ * until every wanted username has been seen or the list ends (past its end
+ * only when the forum holds fewer accounts than expected, and then at most
+ * three pages). `undefined` wants every account:
  * matching by external id learns usernames only later. The readers are
  * children of the calling fiber: they end with the run. A failure after the
  * first page ends the list early; `onFailure` says so, and the users it did
@@ -48,6 +49,12 @@ interface Progress {
 export const startForumEmails = (
   wanted: ReadonlySet<string> | undefined,
   onFailure: (error: DiscourseError) => Effect.Effect<void>,
+  /**
+   * Accounts the forum is expected to hold (Moodle's users): past the pages
+   * they fill, one page at a time, so the end of the list costs no page
+   * read ahead of it for nothing.
+   */
+  expectedAccounts: number,
 ): Effect.Effect<ForumEmails, DiscourseError, Discourse> =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
@@ -89,17 +96,22 @@ export const startForumEmails = (
     yield* readPage(1);
     // The others a few at a time, so the list keeps ahead of the users even
     // though each page waits its turn behind their requests.
-    const reader = Effect.gen(function* () {
-      while (!finished()) {
-        yield* readPage(nextPage++);
-        yield* announce(false);
-      }
-    });
+    const expectedPages = Math.ceil(expectedAccounts / adminPageSize);
+    const reader = (lead: boolean) =>
+      Effect.gen(function* () {
+        while (!finished() && (lead || nextPage <= expectedPages)) {
+          yield* readPage(nextPage++);
+          yield* announce(false);
+        }
+      });
     yield* Effect.fork(
-      Effect.all(Array.from({ length: pagesAtOnce }, () => reader), {
-        concurrency: "unbounded",
-        discard: true,
-      }).pipe(
+      Effect.all(
+        Array.from({ length: pagesAtOnce }, (_, i) => reader(i === 0)),
+        {
+          concurrency: "unbounded",
+          discard: true,
+        },
+      ).pipe(
         Effect.catchAll(onFailure),
         Effect.ensuring(announce(true)),
       ),

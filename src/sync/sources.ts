@@ -57,6 +57,7 @@ export const chooseEmailSource = (
           reporter.warn(
             `The forum's admin user list could not be read to the end (${error.message}); the users not found in it have their emails read one by one.`,
           ),
+        moodleUsers,
       ),
     } as const;
   });
