@@ -97,21 +97,23 @@ export const startForumEmails = (
     // The others a few at a time, so the list keeps ahead of the users even
     // though each page waits its turn behind their requests.
     const expectedPages = Math.ceil(expectedAccounts / adminPageSize);
-    const reader = (lead: boolean) =>
+    const readWhile = (more: () => boolean) =>
       Effect.gen(function* () {
-        while (!finished() && (lead || nextPage <= expectedPages)) {
+        while (!finished() && more()) {
           yield* readPage(nextPage++);
           yield* announce(false);
         }
       });
     yield* Effect.fork(
       Effect.all(
-        Array.from({ length: pagesAtOnce }, (_, i) => reader(i === 0)),
-        {
-          concurrency: "unbounded",
-          discard: true,
-        },
+        Array.from(
+          { length: pagesAtOnce },
+          () => readWhile(() => nextPage <= expectedPages),
+        ),
+        { concurrency: "unbounded", discard: true },
       ).pipe(
+        // Past the expected pages, each page once the one before is in.
+        Effect.zipRight(readWhile(() => true)),
         Effect.catchAll(onFailure),
         Effect.ensuring(announce(true)),
       ),
