@@ -1,4 +1,4 @@
-import { Schema } from "effect";
+import { Option, Schema } from "effect";
 import type { SyncedField } from "../domain/fields.ts";
 
 /** Discourse omits blank fields: a missing key means the empty string. */
@@ -6,6 +6,35 @@ const OmittedBlank = Schema.optionalWith(Schema.String, {
   default: () => "",
   nullable: true,
 });
+
+/** What the sync keeps of one of a profile's groups. */
+const ProfileGroup = Schema.Struct({
+  id: Schema.Int,
+  name: Schema.String,
+  automatic: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+});
+export type ProfileGroup = typeof ProfileGroup.Type;
+const profileGroupOf = Schema.decodeUnknownOption(ProfileGroup);
+
+/**
+ * `user.groups` of a profile answer: Discourse's BasicGroupSerializer
+ * objects for the groups the account belongs to (UserSerializer). Only a
+ * hint that saves the groups stage a read, so an entry that is not a group
+ * is dropped, and a `groups` that is not a list reads as none: it must never
+ * fail the profile read it rides on.
+ */
+const ProfileGroups = Schema.transform(
+  Schema.Unknown,
+  Schema.Array(Schema.typeSchema(ProfileGroup)),
+  {
+    strict: true,
+    decode: (held) =>
+      Array.isArray(held)
+        ? held.flatMap((entry) => Option.toArray(profileGroupOf(entry)))
+        : [],
+    encode: (groups) => groups,
+  },
+);
 
 /** `user` of `GET /u/{username}.json` and of `PUT /u/{username}.json`. */
 export const DiscourseUser = Schema.Struct({
@@ -28,6 +57,7 @@ export const DiscourseUser = Schema.Struct({
   suspend_reason: Schema.optional(Schema.NullOr(Schema.String)),
   admin: Schema.optional(Schema.Boolean),
   moderator: Schema.optional(Schema.Boolean),
+  groups: Schema.optional(ProfileGroups),
   /**
    * Not in Discourse's own profile answers; some plugins and proxies add
    * it, and then it must be the id asked for.

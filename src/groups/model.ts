@@ -69,7 +69,11 @@ export type AccountVerdict =
 export type GroupRead =
   | {
     readonly _tag: "Found";
-    readonly id: number;
+    /**
+     * Undefined until known: the members page does not carry it. The
+     * stage reads it before any change is made to the group.
+     */
+    readonly id: number | undefined;
     readonly automatic: boolean;
     /** Every member, owners included. */
     readonly members: ReadonlyArray<string>;

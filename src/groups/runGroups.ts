@@ -16,8 +16,9 @@ import { compileExclusions } from "../sync/select.ts";
 import type { AccountVerdict, GroupPlan, GroupRead } from "./model.ts";
 import { planGroups } from "./plan.ts";
 import { membershipRequests } from "./requests.ts";
+import type { GroupSeen } from "./idsSeen.ts";
 import type { GroupsSettings } from "./settings.ts";
-import { readGroups, readSources } from "./sources.ts";
+import { readGroupIds, readGroups, readSources } from "./sources.ts";
 import type { MappedUser } from "./verdicts.ts";
 import { writeGroup } from "./write.ts";
 import {
@@ -35,6 +36,8 @@ export interface GroupsInput {
   readonly excludedByFile: ReadonlyArray<string>;
   /** What the profile sync made of each Moodle user it considered. */
   readonly mapped: ReadonlyMap<number, MappedUser>;
+  /** The managed groups' ids this run's profile reads showed. */
+  readonly groupIds: ReadonlyMap<string, GroupSeen>;
   /** A batch or `--user`: only these users' memberships change. */
   readonly onlyMoodleIds: ReadonlySet<number> | undefined;
   readonly ledger: Ledger;
@@ -90,6 +93,12 @@ const checkOwners = (
     return changed;
   });
 
+/** A group the forum has, whose id this run's profile reads did not show. */
+const idUnknown = (reads: ReadonlyMap<string, GroupRead>, group: string) => {
+  const read = reads.get(group.toLowerCase());
+  return read?._tag === "Found" && read.id === undefined;
+};
+
 /** Reads and plans every managed group; nothing is logged or written yet. */
 export const planGroupStage = (input: GroupsInput) =>
   Effect.gen(function* () {
@@ -99,7 +108,7 @@ export const planGroupStage = (input: GroupsInput) =>
       ...new Map(groups.map.map((e) => [e.group.toLowerCase(), e.group]))
         .values(),
     ];
-    const reads = yield* readGroups(names);
+    let reads = yield* readGroups(names, input.groupIds);
     const accounts = new Map<number, AccountVerdict>(
       [...input.mapped].map(([id, user]) => [id, user.verdict]),
     );
@@ -125,6 +134,15 @@ export const planGroupStage = (input: GroupsInput) =>
       });
     let plans = plan();
     if (yield* checkOwners(plans, accounts)) plans = plan();
+    const idsWanted = plans.filter((p) =>
+      idUnknown(reads, p.group) && membershipRequests(p).length > 0
+    ).map((p) => p.group);
+    if (idsWanted.length > 0) {
+      // The same plan again: only the groups whose read changed can differ
+      // (an automatic group refused, an unreadable one held).
+      reads = yield* readGroupIds(reads, idsWanted);
+      plans = plan();
+    }
     return {
       planned: {
         groupMemberships: plans.reduce((n, p) => n + p.removals.length, 0),
@@ -206,9 +224,16 @@ const carryOut = (
       const toWrite = removalsHeld ? { ...plan, removals: [] } : plan;
       if (membershipRequests(toWrite).length === 0) continue;
       const read = reads.get(plan.group.toLowerCase());
+      if (read?._tag === "Found" && read.id === undefined) {
+        return yield* Effect.dieMessage(
+          `group "${plan.group}" has changes and no id: its id is read while planning`,
+        );
+      }
       pending -= yield* writeGroup({
         plan: toWrite,
-        groupId: read?._tag === "Found" ? Option.some(read.id) : Option.none(),
+        groupId: Option.fromNullable(
+          read?._tag === "Found" ? read.id : undefined,
+        ),
         identityOf,
         ledger,
       });

@@ -3,7 +3,8 @@
  * members, from Moodle. A call that fails, and a name Moodle does not know,
  * is a failed read, never an empty one: only a source read whole may remove.
  */
-import { Effect } from "effect";
+import { Effect, Option } from "effect";
+import type { GroupSeen } from "./idsSeen.ts";
 import { Discourse } from "../discourse/Discourse.ts";
 import { Moodle, type MoodleCohort } from "../moodle/Moodle.ts";
 import { type GroupRead, type GroupSource, sourceKey } from "./model.ts";
@@ -131,40 +132,73 @@ export const readSources = (
     return reads;
   });
 
-/** Each managed group as the forum holds it: two reads a group. */
+/**
+ * Each managed group as the forum holds it: one members read a group (1000
+ * members a page); a 404 is a group the forum lacks. Its id and whether it
+ * is automatic come from `seen` (this run's profile reads) when they showed
+ * it, otherwise from `readGroupIds` once a change needs them.
+ */
 export const readGroups = (
   names: ReadonlyArray<string>,
+  seen: ReadonlyMap<string, GroupSeen>,
 ): Effect.Effect<ReadonlyMap<string, GroupRead>, never, Discourse> =>
   Effect.gen(function* () {
     const discourse = yield* Discourse;
     const reads = new Map<string, GroupRead>();
     for (const name of names) {
-      const read = yield* Effect.gen(function* () {
-        const group = yield* discourse.group(name);
-        if (group._tag === "None") return { _tag: "Missing" } as const;
-        if (group.value.automatic) {
-          return {
-            _tag: "Found",
-            id: group.value.id,
-            automatic: true,
-            members: [],
-            owners: [],
-          } as const;
-        }
-        const { members, owners } = yield* discourse.groupMembers(name);
-        return {
+      const key = name.toLowerCase();
+      const read = yield* discourse.groupMembers(name).pipe(
+        Effect.map(({ members, owners }): GroupRead => ({
           _tag: "Found",
-          id: group.value.id,
-          automatic: false,
+          id: seen.get(key)?.id,
+          automatic: seen.get(key)?.automatic ?? false,
           members,
           owners,
-        } as const;
-      }).pipe(
+        })),
         Effect.catchAll((error) =>
-          Effect.succeed({ _tag: "Failed", reason: error.message } as const)
+          Effect.succeed<GroupRead>(
+            error._tag === "DiscourseNotFound"
+              ? { _tag: "Missing" }
+              : { _tag: "Failed", reason: error.message },
+          )
         ),
       );
-      reads.set(name.toLowerCase(), read);
+      reads.set(key, read);
     }
     return reads;
+  });
+
+/**
+ * `GET /groups/{name}.json` for each of `names` (lowercased keys of
+ * `reads`): the id the writes need, and whether the group is automatic.
+ */
+export const readGroupIds = (
+  reads: ReadonlyMap<string, GroupRead>,
+  names: ReadonlyArray<string>,
+): Effect.Effect<ReadonlyMap<string, GroupRead>, never, Discourse> =>
+  Effect.gen(function* () {
+    const discourse = yield* Discourse;
+    const known = new Map(reads);
+    for (const name of names) {
+      const read = known.get(name.toLowerCase());
+      if (read?._tag !== "Found") continue;
+      const group = yield* Effect.either(discourse.group(name));
+      known.set(
+        name.toLowerCase(),
+        group._tag === "Left"
+          ? { _tag: "Failed", reason: group.left.message }
+          : Option.isNone(group.right)
+          ? {
+            _tag: "Failed",
+            reason:
+              "the forum no longer finds it by name: it was renamed or deleted during the run",
+          }
+          : {
+            ...read,
+            id: group.right.value.id,
+            automatic: group.right.value.automatic,
+          },
+      );
+    }
+    return known;
   });

@@ -7,6 +7,7 @@
  */
 import { Effect } from "effect";
 import { planGroupStage } from "../groups/runGroups.ts";
+import type { GroupSeen } from "../groups/idsSeen.ts";
 import type { MappedUser } from "../groups/verdicts.ts";
 import { type Candidate, identity } from "./candidate.ts";
 import type { RunContext } from "./context.ts";
@@ -18,6 +19,8 @@ export const removingStages = (
   ctx: RunContext,
   run: {
     readonly mapped: ReadonlyMap<number, MappedUser>;
+    /** The managed groups' ids this run's profile reads showed. */
+    readonly groupIds: ReadonlyMap<string, GroupSeen>;
     readonly batch: ReadonlyArray<Candidate>;
     /** Every Moodle user was in the batch: forum-only members may go. */
     readonly wholeList: boolean;
@@ -66,6 +69,7 @@ export const removingStages = (
         allowEmptyGroups: options.allowEmptyGroups ?? false,
         excludedByFile: options.excludedByFile,
         mapped: run.mapped,
+        groupIds: run.groupIds,
         onlyMoodleIds,
         ledger,
       }),

@@ -11,6 +11,7 @@ import { CurrentSettings } from "../config/Settings.ts";
 import { defaultConcurrencyCap } from "../discourse/concurrency.ts";
 import { Discourse, type DiscourseError } from "../discourse/Discourse.ts";
 import { noteSuspended, type SuspendedAccounts } from "../leavers/route.ts";
+import { groupIdsSeen } from "../groups/idsSeen.ts";
 import { forumKey } from "../lock.ts";
 import type { Moodle, MoodleError } from "../moodle/Moodle.ts";
 import type { OpenedStateStore } from "../state/opened.ts";
@@ -130,6 +131,7 @@ export const runSync = (
       },
     );
     const suspendedAccounts: SuspendedAccounts = new Map();
+    const groupIds = groupIdsSeen(settings.groups);
     const ctx: RunContext = {
       settings,
       options,
@@ -137,8 +139,13 @@ export const runSync = (
       emailsShared,
       emailSource,
       ledger,
-      // The leavers step reactivates from these at no request of its own.
-      accountFound: noteSuspended(suspendedAccounts),
+      // From the accounts found, at no request of their own: the leavers
+      // step reactivates, the groups stage learns its groups' ids.
+      accountFound: (moodleId, account) =>
+        Effect.zipRight(
+          noteSuspended(suspendedAccounts)(moodleId, account),
+          groupIds.note(account.user.groups),
+        ),
       operatorAccepts: yield* askOperatorEachUser(options.confirm, ledger),
     };
     const { tally, mapped, pendingUsers, missingAccounts } = yield* makeTally({
@@ -175,6 +182,7 @@ export const runSync = (
     const removals = yield* runRemovingStages(
       yield* removingStages(ctx, {
         mapped,
+        groupIds: groupIds.byName,
         batch,
         wholeList: !options.user && !options.offset && !nextOffset,
         leavers: { suspended: leaving, candidates, batch, suspendedAccounts },
