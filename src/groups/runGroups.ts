@@ -26,6 +26,7 @@ import {
   guardRow,
   leftAloneRow,
   membershipRow,
+  stoppedBetweenGroups,
 } from "./words.ts";
 
 export interface GroupsInput {
@@ -41,6 +42,8 @@ export interface GroupsInput {
   /** A batch or `--user`: only these users' memberships change. */
   readonly onlyMoodleIds: ReadonlySet<number> | undefined;
   readonly ledger: Ledger;
+  /** True once SIGINT/SIGTERM asked to stop: no further group is started. */
+  readonly stopRequested?: Effect.Effect<boolean> | undefined;
 }
 
 /**
@@ -168,7 +171,18 @@ const carryOut = (
     let rowNumber = 0;
     const record = (done: Parameters<Ledger["record"]>[1]) =>
       ledger.record(`group-row:${++rowNumber}`, done);
-    for (const plan of plans) {
+    for (const [index, plan] of plans.entries()) {
+      if (input.stopRequested !== undefined && (yield* input.stopRequested)) {
+        // A signal: the group in flight is done and logged; start no other.
+        const left = plans.slice(index);
+        pending += left.reduce(
+          (n, p) => n + p.additions.length + p.removals.length,
+          0,
+        );
+        yield* ledger.stopWith({ _tag: "Interrupted" });
+        yield* reporter.warn(stoppedBetweenGroups(left.map((p) => p.group)));
+        break;
+      }
       yield* reporter.heading(groupHeading(plan, input.apply));
       for (const guard of plan.guards) yield* record(guardRow(guard.message));
       for (const alone of plan.leftAlone) {

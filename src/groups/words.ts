@@ -153,3 +153,11 @@ export const groupHeading = (plan: GroupPlan, apply: boolean): string => {
     parts.join(", ")
   }${apply ? "" : " (dry-run)"}`;
 };
+
+/** The warning of a run stopped by a signal before these groups started. */
+export const stoppedBetweenGroups = (groups: ReadonlyArray<string>): string =>
+  `group${groups.length === 1 ? "" : "s"} ${
+    groups.map((g) => `"${g}"`).join(", ")
+  } not synced: the run stopped before ${
+    groups.length === 1 ? "it" : "them"
+  }; the next run syncs ${groups.length === 1 ? "it" : "them"}`;

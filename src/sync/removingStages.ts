@@ -72,6 +72,7 @@ export const removingStages = (
         groupIds: run.groupIds,
         onlyMoodleIds,
         ledger,
+        stopRequested: options.stopRequested,
       }),
     ];
   });
