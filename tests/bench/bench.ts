@@ -380,10 +380,8 @@ const scenarios = (quick: boolean): ReadonlyArray<Scenario> => {
     timeLimitMs: 900_000,
     targets: (r) => [
       check(
-        `group reads: one group and one members page per group (<= ${
-          2 * groupCount
-        })`,
-        r.traffic.groupReads <= 2 * groupCount,
+        `group reads: one members page per group, ids from the profile reads (<= ${groupCount})`,
+        r.traffic.groupReads <= groupCount,
         `${r.traffic.groupReads} reads for ${groupCount} groups`,
       ),
       check(
