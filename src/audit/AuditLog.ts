@@ -1,6 +1,7 @@
 import * as FileSystem from "@effect/platform/FileSystem";
 import { Context, Data, Effect, Layer, Option, Ref, Schema } from "effect";
 import { stringify } from "csv-stringify/sync";
+import { makeLine } from "../domain/line.ts";
 import { macPath, RunningSeal, type SealScope } from "./LogMac.ts";
 
 /** The columns of the audit log, in order. One place decides them. */
@@ -245,7 +246,7 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
             ]).pipe(Effect.ignore))
         );
         // Rows from concurrent users must not interleave mid-line.
-        const lock = yield* Effect.makeSemaphore(1);
+        const line = yield* makeLine;
         return {
           path: file.path,
           written: Effect.map(
@@ -261,7 +262,7 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
               : Object.fromEntries(
                 auditColumns.map((column) => [column, scrub(raw[column])]),
               ) as AuditRow;
-            return lock.withPermits(1)(
+            return line.inTurn(
               writeLine(csvLine(auditColumns.map((c) => row[c]))).pipe(
                 Effect.zipRight(Ref.update(rows, (n) => n + 1)),
               ),

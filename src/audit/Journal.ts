@@ -15,6 +15,7 @@ import {
   type AuditRow,
 } from "./AuditLog.ts";
 import { journalledAction, journalPath } from "./journalLines.ts";
+import { makeLine } from "../domain/line.ts";
 
 /** A user's row when a second signal came before its first write. */
 export const stoppedBeforeWriteMessage =
@@ -81,10 +82,10 @@ export class Journal extends Context.Tag("Journal")<Journal, {
         let nextId = 1;
         // Opened at the first intent: a run that writes nothing leaves none.
         let file: FileSystem.File | undefined;
-        const lock = yield* Effect.makeSemaphore(1);
+        const turns = yield* makeLine;
         const scope = yield* Effect.scope;
         const append = (line: string, durable: boolean) =>
-          lock.withPermits(1)(Effect.gen(function* () {
+          turns.inTurn(Effect.gen(function* () {
             file ??= yield* fs.open(path, { flag: "a", mode: 0o600 }).pipe(
               Scope.extend(scope),
             );

@@ -1,4 +1,5 @@
-import { Clock, Deferred, Duration, Effect, Option, Ref } from "effect";
+import { Clock, Duration, Effect, Ref } from "effect";
+import { makeLine } from "../domain/line.ts";
 
 /**
  * Discourse counts admin API requests in a sliding window shared by the whole
@@ -202,62 +203,6 @@ export const holdState = (
 type Restore = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
 ) => Effect.Effect<A, E, R>;
-
-/**
- * A strict first-come, first-served line: leaving hands the turn straight to
- * the next caller, so a newcomer can never slip in between.
- */
-const makeLine = Effect.gen(function* () {
-  const line = yield* Ref.make<{
-    readonly busy: boolean;
-    readonly waiting: ReadonlyArray<Deferred.Deferred<void>>;
-  }>({ busy: false, waiting: [] });
-
-  const leave = Ref.modify(line, (current) => {
-    const [next, ...rest] = current.waiting;
-    return next === undefined
-      ? [Option.none(), { busy: false, waiting: [] }] as const
-      : [Option.some(next), { busy: true, waiting: rest }] as const;
-  }).pipe(
-    Effect.flatMap(
-      Option.match({
-        onNone: () => Effect.void,
-        onSome: (next) => Effect.asVoid(Deferred.succeed(next, undefined)),
-      }),
-    ),
-  );
-
-  /** Run uninterruptibly; only the wait in line itself can be interrupted. */
-  const enter = (restore: Restore) =>
-    Effect.gen(function* () {
-      const turn = yield* Deferred.make<void>();
-      const mustWait = yield* Ref.modify(line, (current) =>
-        current.busy
-          ? [true, { busy: true, waiting: [...current.waiting, turn] }] as const
-          : [false, { busy: true, waiting: current.waiting }] as const);
-      if (!mustWait) {
-        return;
-      }
-      yield* restore(Deferred.await(turn)).pipe(
-        Effect.onInterrupt(() =>
-          Ref.modify(line, (current) =>
-            current.waiting.includes(turn)
-              ? [false, {
-                ...current,
-                waiting: current.waiting.filter((other) =>
-                  other !== turn
-                ),
-              }] as const
-              : [true, current] as const).pipe(
-              // The turn came just as the caller gave up: pass it on.
-              Effect.flatMap((handedOver) => handedOver ? leave : Effect.void),
-            )
-        ),
-      );
-    });
-
-  return { enter, leave };
-});
 
 export const makeRateLimiter = (
   config: RateLimiterConfig,

@@ -7,6 +7,7 @@ import { Effect, Ref } from "effect";
 import { Discourse, userCardsPerRequest } from "../discourse/Discourse.ts";
 import type { UserCard } from "../discourse/schema.ts";
 import type { StateStoreService } from "../state/Store.ts";
+import { makeLine } from "../domain/line.ts";
 import { snapshotOf } from "./assisted.ts";
 import { Reporter } from "./Reporter.ts";
 import type { UserOutcome } from "./UserOutcome.ts";
@@ -66,7 +67,7 @@ export const makeRemembering = (
     const waiting = yield* Ref.make<ReadonlyArray<ToRemember>>([]);
     const written = yield* Ref.make(0);
     const broken = yield* Ref.make(false);
-    const flushing = yield* Effect.makeSemaphore(1);
+    const flushing = yield* makeLine;
 
     const guard = <E extends { readonly message: string }>(
       write: Effect.Effect<unknown, E>,
@@ -124,7 +125,7 @@ export const makeRemembering = (
       );
 
     const drain = (all: boolean) =>
-      flushing.withPermits(1)(
+      flushing.inTurn(
         Effect.gen(function* () {
           if (yield* stopped) return;
           const batch = yield* take(all);
