@@ -50,6 +50,11 @@ export interface LimiterPlan {
   readonly intervalMs: number;
   /** Added to the window so early timers and clock drift stay safe. */
   readonly marginMs: number;
+  /**
+   * How late a waiting head may be and still keep the schedule, sending the
+   * turns it missed at once: at least one interval.
+   */
+  readonly catchUpMs: number;
 }
 
 /**
@@ -107,6 +112,15 @@ const dropUntil = (
 
 const defaultPacing = 0.97;
 
+/**
+ * A head that was waiting for its turn and woke late (timers fire late
+ * while the process is busy: at 30,000 a minute a turn is 2 ms, less than
+ * one event-loop turn under load) sends the turns it missed, up to this
+ * much lateness: otherwise every late wake-up is rate lost for good, and a
+ * busy run at a high limit paced itself at a fraction of it.
+ */
+const maxCatchUpMs = 250;
+
 export const limiterPlan = (config: RateLimiterConfig): LimiterPlan => {
   const limit = Math.max(1, Math.floor(config.limit));
   const windowMs = Duration.toMillis(Duration.decode(config.window));
@@ -117,6 +131,7 @@ export const limiterPlan = (config: RateLimiterConfig): LimiterPlan => {
     budget: Math.max(1, limit - 1),
     intervalMs,
     marginMs: Math.min(windowMs * 0.01, intervalMs / 2),
+    catchUpMs: Math.max(intervalMs, Math.min(windowMs * 0.01, maxCatchUpMs)),
   };
 };
 
@@ -128,11 +143,14 @@ export type Admission =
  * Whether the caller at the head of the line may send at `now`: not during a
  * hold, not before its paced turn, and not while `budget` requests are in
  * flight or finished within the trailing window. If it may, it counts.
+ * `waited`: the caller was already waiting (in line or at its head) before
+ * now, so a late send is the timer's lateness, not an idle line.
  */
 export const admit = (
   plan: LimiterPlan,
   state: LimiterState,
   now: number,
+  waited = false,
 ): readonly [Admission, LimiterState] => {
   // Whole milliseconds, as timers count them: a wait of a hair would spin.
   const wait = (millis: number, next: LimiterState = state) =>
@@ -160,9 +178,11 @@ export const admit = (
       { ...state, finished },
     );
   }
-  // A slightly late head keeps the schedule; one late by more than a whole
-  // interval (after idling or a hold) starts it afresh instead of bursting.
-  const nextSendAt = now - state.nextSendAt > plan.intervalMs
+  // A slightly late head keeps the schedule, and so does a waiting one that
+  // woke late, within `catchUpMs`; one late by more (after idling or a hold)
+  // starts it afresh instead of bursting.
+  const late = now - state.nextSendAt;
+  const nextSendAt = late > (waited ? plan.catchUpMs : plan.intervalMs)
     ? now + plan.intervalMs
     : state.nextSendAt + plan.intervalMs;
   return [{ _tag: "Send" }, {
@@ -198,7 +218,12 @@ export const finish = (state: LimiterState, now: number): LimiterState => {
 export const holdState = (
   state: LimiterState,
   until: number,
-): LimiterState => ({ ...state, heldUntil: Math.max(state.heldUntil, until) });
+): LimiterState => ({
+  ...state,
+  heldUntil: Math.max(state.heldUntil, until),
+  // The turns a hold skipped are not caught up after it.
+  nextSendAt: Math.max(state.nextSendAt, until),
+});
 
 type Restore = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
@@ -218,16 +243,18 @@ export const makeRateLimiter = (
       (now) => Ref.update(state, (current) => finish(current, now)),
     );
 
-    const waitAtHead = (restore: Restore) =>
+    const waitAtHead = (restore: Restore, queued: boolean) =>
       Effect.gen(function* () {
+        let waited = queued;
         while (true) {
           const now = yield* Clock.currentTimeMillis;
           const admission = yield* Ref.modify(
             state,
-            (current) => admit(plan, current, now),
+            (current) => admit(plan, current, now, waited),
           );
           if (admission._tag === "Send") return;
           yield* restore(Effect.sleep(Duration.millis(admission.millis)));
+          waited = true;
         }
       });
 
@@ -238,8 +265,8 @@ export const makeRateLimiter = (
     ): Effect.Effect<A, E, R> =>
       Effect.uninterruptibleMask((restore) =>
         line.enter(restore).pipe(
-          Effect.zipRight(
-            waitAtHead(restore).pipe(Effect.ensuring(line.leave)),
+          Effect.flatMap((queued) =>
+            waitAtHead(restore, queued).pipe(Effect.ensuring(line.leave))
           ),
           Effect.zipRight(restore(send).pipe(Effect.ensuring(finishNow))),
         )

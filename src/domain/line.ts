@@ -18,9 +18,10 @@ export interface Line {
   /**
    * Waits for the caller's turn. Run it uninterruptibly: only the wait
    * itself, through `restore`, can be interrupted, and a caller that gives up
-   * loses no turn (one handed over just then goes on to the next).
+   * loses no turn (one handed over just then goes on to the next). True
+   * when the caller had to wait for its turn behind another.
    */
-  readonly enter: (restore: Restore) => Effect.Effect<void>;
+  readonly enter: (restore: Restore) => Effect.Effect<boolean>;
   /** Ends the turn: the next caller's begins. */
   readonly leave: Effect.Effect<void>;
   /** Runs `work` in its turn: one at a time, in arrival order. */
@@ -62,11 +63,12 @@ export const makeLine: Effect.Effect<Line> = Effect.sync(() => {
     Effect.suspend(() => {
       if (!busy) {
         busy = true;
-        return Effect.void;
+        return Effect.succeed(false);
       }
       return Effect.flatMap(Deferred.make<void>(), (turn) => {
         waiting.push(turn);
         return restore(Deferred.await(turn)).pipe(
+          Effect.as(true),
           Effect.onInterrupt(() =>
             Effect.flatMap(
               giveUp(turn),
