@@ -141,14 +141,34 @@ export const forEachChunkCapped = (
   });
 
 /**
+ * Whether the HTTP layer itself stops the body at `maxBytes`: a length
+ * declared within it, and nothing that lets more arrive (a chunked transfer
+ * ignores the declared length; a compressed body grows when decoded).
+ */
+const boundedByItsLength = (
+  headers: Readonly<Record<string, string | undefined>>,
+  maxBytes: number,
+): boolean => {
+  const declared = headers["content-length"];
+  const encoding = headers["content-encoding"];
+  return declared !== undefined && /^\d+$/.test(declared) &&
+    Number(declared) <= maxBytes &&
+    headers["transfer-encoding"] === undefined &&
+    (encoding === undefined || encoding.trim().toLowerCase() === "identity");
+};
+
+/**
  * The body as text, or AnswerTooLarge as soon as more than `maxBytes` came:
- * the rest is never read (the stream is cancelled).
+ * the rest is never read (the stream is cancelled). A body the HTTP layer
+ * already bounds is read whole: reading it as a stream cost more CPU than
+ * the rest of the request (about 0.4 ms a request).
  */
 export const readCapped = (
   response: HttpClientResponse.HttpClientResponse,
   maxBytes: number,
 ): Effect.Effect<string, AnswerTooLarge | HttpClientError.ResponseError> =>
   Effect.suspend(() => {
+    if (boundedByItsLength(response.headers, maxBytes)) return response.text;
     const decoder = new TextDecoder();
     const parts: string[] = [];
     return forEachChunkCapped(
