@@ -35,11 +35,19 @@ export const PlatformLayer = Layer.mergeAll(
   NodeTerminal.layer,
 );
 
-/** fetch, with Deno's refusals (no --allow-net) kept apart. */
+/**
+ * fetch, with Deno's refusals (no --allow-net) kept apart. No tracing span
+ * per request: nothing here exports spans, and building each one (its URL
+ * and redacted headers as attributes) was CPU spent for nobody.
+ */
 export const HttpLayer = Layer.effect(
   HttpClient.HttpClient,
   Effect.map(
     HttpClient.HttpClient,
-    (client) => HttpClient.transform(client, dieWhenDenied),
+    (client) =>
+      HttpClient.withTracerDisabledWhen(
+        HttpClient.transform(client, dieWhenDenied),
+        () => true,
+      ),
   ),
 ).pipe(Layer.provide(FetchHttpClient.layer));
