@@ -175,9 +175,9 @@ export class AuditLog extends Context.Tag("AuditLog")<AuditLog, {
   ) => Effect.Effect<AuditRow, AuditLogError>;
 }>() {
   /**
-   * A new log file in `dir`. Rows are appended one write at a time, so a run
-   * killed mid-way still leaves a file that parses, holding every finished
-   * user.
+   * A new log file in `dir`. Rows are appended whole lines at a time, so a
+   * run killed mid-way still leaves a file that parses, holding every
+   * finished user.
    */
   static readonly layer = (
     options: {
