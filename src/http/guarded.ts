@@ -213,24 +213,33 @@ export const redirectTarget = (
 
 /**
  * fetch for the requests run inside: its own redirect handling off, and cut
- * off when `deadline` fires as well as when the client aborts (its fiber
- * interrupted). An abort reaches the body too: a read of it fails at once,
+ * off by `deadline`, which the client's own abort (its fiber interrupted)
+ * also triggers. An abort reaches the body too: a read of it fails at once,
  * so the deadline bounds the headers and the whole body alike.
  */
 const guardedFetch =
-  (deadline: AbortSignal | undefined): typeof fetch => (input, init) => {
+  (deadline: AbortController | undefined): typeof fetch => (input, init) => {
     const own = init?.signal ?? undefined;
-    const signal = deadline === undefined
-      ? own
-      : own === undefined
-      ? deadline
-      : AbortSignal.any([own, deadline]);
-    return globalThis.fetch(input, { ...init, redirect: "manual", signal });
+    if (deadline !== undefined && own !== undefined) {
+      // Linked by hand: AbortSignal.any keeps weak references, which cost
+      // the garbage collector more than the listener does.
+      if (own.aborted) deadline.abort(own.reason);
+      else {
+        own.addEventListener("abort", () => deadline.abort(own.reason), {
+          once: true,
+        });
+      }
+    }
+    return globalThis.fetch(input, {
+      ...init,
+      redirect: "manual",
+      signal: deadline?.signal ?? own,
+    });
   };
 
 const withFetch = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
-  deadline: AbortSignal | undefined,
+  deadline: AbortController | undefined,
 ) =>
   Effect.provideService(effect, FetchHttpClient.Fetch, guardedFetch(deadline));
 
@@ -303,7 +312,7 @@ export const sendGuardedWith = <A, E>(
    */
   const timed = <B>(
     send: (
-      deadline: AbortSignal | undefined,
+      deadline: AbortController | undefined,
     ) => Effect.Effect<B, GuardedFailure | E>,
   ): Effect.Effect<B, GuardedFailure | E> => {
     if (timeout === undefined || timeoutMs === undefined) {
@@ -311,11 +320,16 @@ export const sendGuardedWith = <A, E>(
     }
     return Effect.suspend(() => {
       const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(), timeoutMs);
-      return send(deadline.signal).pipe(
-        // What fails once the deadline fired failed because of it.
+      let fired = false;
+      const timer = setTimeout(() => {
+        fired = true;
+        deadline.abort();
+      }, timeoutMs);
+      return send(deadline).pipe(
+        // What fails once the timer fired failed because of it (the client
+        // also aborts, e.g. after a capped read: that is not a timeout).
         Effect.catchIf(
-          () => deadline.signal.aborted,
+          () => fired,
           () => Effect.fail(new TimedOut({ after: timeout })),
         ),
         Effect.ensuring(Effect.sync(() => clearTimeout(timer))),

@@ -146,3 +146,24 @@ Deno.test("a request whose fiber is interrupted is aborted: the server sees the 
     }
   }
 });
+
+Deno.test("an answer cut at the size cap within the timeout is too large, not timed out", async () => {
+  const chunk = "x".repeat(16 * 1024);
+  const chunked = `${chunk.length.toString(16)}\r\n${chunk}\r\n`;
+  // Past the 64 KB cap, then a stall: only the cap can end the read.
+  const server = stallingServer(
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Array.from({ length: 5 }, () => chunked),
+    "0\r\n\r\n",
+  );
+  try {
+    const answer = await Effect.runPromise(
+      Effect.either(send(server.url, { timeout: Duration.minutes(5) })),
+    );
+    assert.ok(Either.isLeft(answer), "no answer was expected");
+    assert.equal(answer.left._tag, "AnswerTooLarge");
+    assert.equal(await server.letGo, "client");
+  } finally {
+    server.close();
+  }
+});
