@@ -7,7 +7,15 @@
 import * as Headers from "@effect/platform/Headers";
 import type * as HttpClient from "@effect/platform/HttpClient";
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest";
-import { Clock, Duration, Effect, Either, Redacted, Ref } from "effect";
+import {
+  Clock,
+  Duration,
+  Effect,
+  Either,
+  FiberRef,
+  Redacted,
+  Schedule,
+} from "effect";
 import type { Scrub } from "../domain/secrets.ts";
 import {
   type Answer,
@@ -26,6 +34,7 @@ import {
   type CallName,
   gaveUp,
   judge,
+  type Setback,
   type Site,
   where,
 } from "./verdict.ts";
@@ -71,22 +80,26 @@ export const makeDiscourseHttp = (
   site: Site,
 ): Effect.Effect<DiscourseHttp> =>
   Effect.gen(function* () {
-    const sent = yield* Ref.make(0);
-    const answered = yield* Ref.make(0);
+    // Plain counters: each request costs an increment, not a Ref's update.
+    let sent = 0;
+    let answered = 0;
     const timeout = Duration.decode(config.requestTimeout);
-    const apiKey = Redacted.value(config.apiKey);
+    // Built once: every request carries the same credentials.
+    const headers = Headers.fromInput({
+      "Api-Key": Redacted.value(config.apiKey),
+      "Api-Username": config.apiUser,
+      Accept: "application/json",
+    });
+    const redactedNames = [
+      ...(yield* FiberRef.get(Headers.currentRedactedNames)),
+      "api-key",
+    ];
     const meter = yield* makeLatencyMeter;
 
     const toRequest = (call: Call): HttpClientRequest.HttpClientRequest => {
       const request = HttpClientRequest.make(call.method)(
         `${site.baseUrl}${call.path}`,
-      ).pipe(
-        HttpClientRequest.setUrlParams(call.query ?? {}),
-        HttpClientRequest.setHeaders({
-          "Api-Key": apiKey,
-          "Api-Username": config.apiUser,
-          Accept: "application/json",
-        }),
+        { headers, urlParams: call.query },
       );
       if (call.form !== undefined) {
         return HttpClientRequest.bodyUrlParams(request, call.form);
@@ -117,6 +130,13 @@ export const makeDiscourseHttp = (
       }
     };
 
+    const countSent = Effect.sync(() => {
+      sent++;
+    });
+    // Each request sent, redirects followed included, waits its turn.
+    const around = <B, E>(send: Effect.Effect<B, E>) =>
+      limiter.withPermit(meter.timed(Effect.zipRight(countSent, send)));
+
     const attempt = (
       call: Call,
       request: HttpClientRequest.HttpClientRequest,
@@ -124,62 +144,78 @@ export const makeDiscourseHttp = (
       sendGuarded(client, request, {
         maxBytes: call.maxBytes ?? answerLimits.single,
         timeout,
-        // Each request sent, redirects followed included, waits its turn.
-        around: (send) =>
-          limiter.withPermit(
-            meter.timed(
-              Ref.update(sent, (n) => n + 1).pipe(Effect.zipRight(send)),
-            ),
-          ),
+        around,
       }).pipe(
-        Effect.tap(() => Ref.update(answered, (n) => n + 1)),
-        Effect.map((answer: Answer): Attempt => ({
-          _tag: "Answered",
-          ...answer,
-        })),
-        Effect.catchAll((failure) =>
-          Effect.succeed(unanswered(failure, site.scrub))
-        ),
+        Effect.match({
+          onSuccess: (answer: Answer): Attempt => {
+            answered++;
+            return { _tag: "Answered", ...answer };
+          },
+          onFailure: (failure) => unanswered(failure, site.scrub),
+        }),
         // Anything that prints this request (spans, logs) hides the key.
-        Effect.locallyWith(
-          Headers.currentRedactedNames,
-          (names) => [...names, "api-key"],
-        ),
+        Effect.locally(Headers.currentRedactedNames, redactedNames),
       );
+
+    /** The call's value or its setback; the clock is read for a 429's wait. */
+    const judged = <A>(
+      call: Call,
+      read: BodyReader<A>,
+      outcome: Attempt,
+    ): Effect.Effect<A, Setback> => {
+      const verdict = (now: number) =>
+        Either.match(judge(site, call, read, outcome, now), {
+          onRight: Effect.succeed,
+          onLeft: Effect.fail,
+        });
+      return outcome._tag === "Answered" && outcome.status === 429
+        ? Effect.flatMap(Clock.currentTimeMillis, verdict)
+        : verdict(0);
+    };
 
     const execute = <A>(
       call: Call,
       read: BodyReader<A>,
     ): Effect.Effect<A, DiscourseError> => {
       const request = toRequest(call);
-      const once = attempt(call, request).pipe(
-        Effect.zip(Clock.currentTimeMillis),
-        Effect.flatMap(([outcome, now]) =>
-          Either.match(judge(site, call, read, outcome, now), {
-            onRight: Effect.succeed,
-            onLeft: Effect.fail,
-          })
-        ),
+      const once = Effect.flatMap(
+        attempt(call, request),
+        (outcome) => judged(call, read, outcome),
       );
-      return once.pipe(
-        Effect.retryOrElse(
-          retryPolicy(config, limiter, where(call)),
-          (setback, retries) =>
-            Effect.flatMap(limiter.heldMillis, (heldMs) =>
-              Effect.fail(
-                gaveUp(site, call, setback, retries, {
-                  maxRateLimitRetries: config.maxRateLimitRetries,
-                  heldMs,
-                }),
-              )),
-        ),
-      );
+      const giveUp = (setback: Setback, retries: number) =>
+        Effect.flatMap(limiter.heldMillis, (heldMs) =>
+          Effect.fail(
+            gaveUp(site, call, setback, retries, {
+              maxRateLimitRetries: config.maxRateLimitRetries,
+              heldMs,
+            }),
+          ));
+      // As Effect.retryOrElse, with the schedule built only after a setback:
+      // most calls succeed at once, and building it cost every call.
+      return Effect.catchAll(once, (first) =>
+        Effect.flatMap(
+          Schedule.driver(retryPolicy(config, limiter, where(call))),
+          (driver) => {
+            const retry = (
+              setback: Setback,
+            ): Effect.Effect<A, DiscourseError> =>
+              Effect.matchEffect(driver.next(setback), {
+                onFailure: () =>
+                  Effect.flatMap(
+                    Effect.orDie(driver.last),
+                    (retries) => giveUp(setback, retries),
+                  ),
+                onSuccess: () => Effect.catchAll(once, retry),
+              });
+            return retry(first);
+          },
+        ));
     };
 
     return {
       execute,
-      requestsSent: Ref.get(sent),
-      requestsAnswered: Ref.get(answered),
+      requestsSent: Effect.sync(() => sent),
+      requestsAnswered: Effect.sync(() => answered),
       meter,
     };
   });
