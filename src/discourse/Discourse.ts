@@ -46,6 +46,7 @@ export const userCardsPerRequest = 50;
 
 /** Whether two usernames name one account, as Discourse compares them. */
 export const sameUsername = (a: string, b: string): boolean =>
+  a === b ||
   a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
 
 export interface DiscourseService extends GroupEndpoints, SuspensionEndpoints {
