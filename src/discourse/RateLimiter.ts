@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Ref } from "effect";
+import { Clock, Duration, Effect } from "effect";
 import { makeLine } from "../domain/line.ts";
 
 /**
@@ -234,29 +234,33 @@ export const makeRateLimiter = (
 ): Effect.Effect<RateLimiter> =>
   Effect.gen(function* () {
     const plan = limiterPlan(config);
-    const state = yield* Ref.make(initialLimiterState);
+    // A plain variable, changed only by whole steps of the pure functions
+    // above (JavaScript runs one at a time): a Ref's update cost each
+    // request several Effect operations more.
+    let state = initialLimiterState;
     // Callers line up; only the head of the line waits on the clock.
     const line = yield* makeLine;
 
-    const finishNow = Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) => Ref.update(state, (current) => finish(current, now)),
-    );
+    const finishNow = Effect.map(Clock.currentTimeMillis, (now) => {
+      state = finish(state, now);
+    });
 
-    const waitAtHead = (restore: Restore, queued: boolean) =>
-      Effect.gen(function* () {
-        let waited = queued;
-        while (true) {
-          const now = yield* Clock.currentTimeMillis;
-          const admission = yield* Ref.modify(
-            state,
-            (current) => admit(plan, current, now, waited),
-          );
-          if (admission._tag === "Send") return;
-          yield* restore(Effect.sleep(Duration.millis(admission.millis)));
-          waited = true;
-        }
+    const admitNow = (waited: boolean) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const [admission, next] = admit(plan, state, now, waited);
+        state = next;
+        return admission;
       });
+
+    const waitAtHead = (
+      restore: Restore,
+      waited: boolean,
+    ): Effect.Effect<void> =>
+      Effect.flatMap(admitNow(waited), (admission) =>
+        admission._tag === "Send" ? Effect.void : Effect.zipRight(
+          restore(Effect.sleep(Duration.millis(admission.millis))),
+          waitAtHead(restore, true),
+        ));
 
     // Waiting can be interrupted; once admitted, the request is always marked
     // finished, or its count would shrink the budget for good.
@@ -272,18 +276,19 @@ export const makeRateLimiter = (
         )
       );
 
-    const held = yield* Ref.make(0);
+    let held = 0;
     const holdFor = (duration: Duration.DurationInput) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      Effect.map(Clock.currentTimeMillis, (now) => {
         const until = now + Duration.toMillis(duration);
-        return Ref.modify(
-          state,
-          (current): readonly [number, LimiterState] => [
-            Math.max(0, until - Math.max(current.heldUntil, now)),
-            holdState(current, until),
-          ],
-        ).pipe(Effect.flatMap((added) => Ref.update(held, (n) => n + added)));
+        held += Math.max(0, until - Math.max(state.heldUntil, now));
+        state = holdState(state, until);
       });
 
-    return { withPermit, holdFor, heldMillis: Ref.get(held) };
+    return {
+      withPermit,
+      holdFor,
+      heldMillis: Effect.sync(() =>
+        held
+      ),
+    };
   });
