@@ -82,8 +82,10 @@ export const makeLatencyMeter: Effect.Effect<LatencyMeter> = Effect.sync(
         Effect.flatMap(Clock.currentTimeMillis, (started) =>
           send.pipe(
             Effect.ensuring(
-              Effect.flatMap(Clock.currentTimeMillis, (ended) =>
-                Effect.sync(() => note(Math.max(0, ended - started)))),
+              Effect.map(
+                Clock.currentTimeMillis,
+                (ended) => note(Math.max(0, ended - started)),
+              ),
             ),
           )),
       latencyMs: Effect.sync(() => latency),
