@@ -15,7 +15,7 @@
  * users sent at it; past the cap the run goes slower instead. `concurrency`
  * (setting or flag), when given, is a lower cap.
  */
-import { Clock, Deferred, Effect, Ref } from "effect";
+import { Clock, Deferred, Effect } from "effect";
 
 /** Users in flight at most unless `concurrency` says fewer. */
 export const defaultConcurrencyCap = 256;
@@ -109,74 +109,64 @@ export interface AdaptiveGate {
 /**
  * A gate whose width follows `width`, read at each entry and exit: callers
  * beyond it wait, first come first served, and enter as others leave or as
- * the width grows.
+ * the width grows. Its state is plain variables (JavaScript runs one step at
+ * a time); a caller let straight in costs no Deferred.
  */
 export const makeAdaptiveGate = (
   width: Effect.Effect<number>,
 ): Effect.Effect<AdaptiveGate> =>
-  Effect.gen(function* () {
-    const state = yield* Ref.make<{
-      readonly inside: number;
-      readonly waiting: ReadonlyArray<Deferred.Deferred<void>>;
-    }>({ inside: 0, waiting: [] });
+  Effect.sync(() => {
+    let inside = 0;
+    // A queue read from `head`: letting the next one in is O(1).
+    let waiting: Array<Deferred.Deferred<void>> = [];
+    let head = 0;
 
     /** Lets in as many waiting callers as the width now allows. */
-    const admitWaiting = Effect.flatMap(
-      width,
-      (allowed) =>
-        Ref.modify(state, (current) => {
-          const room = Math.max(0, allowed - current.inside);
-          const admitted = current.waiting.slice(0, room);
-          return [admitted, {
-            inside: current.inside + admitted.length,
-            waiting: current.waiting.slice(admitted.length),
-          }] as const;
-        }).pipe(
-          Effect.flatMap((admitted) =>
-            Effect.forEach(
-              admitted,
-              (turn) => Deferred.succeed(turn, undefined),
-            )
-          ),
-        ),
-    );
+    const admitWaiting = Effect.flatMap(width, (allowed) => {
+      const admitted: Array<Deferred.Deferred<void>> = [];
+      while (head < waiting.length && inside < allowed) {
+        admitted.push(waiting[head++]);
+        inside++;
+      }
+      if (head >= 1024 && head * 2 >= waiting.length) {
+        waiting = waiting.slice(head);
+        head = 0;
+      }
+      return admitted.length === 0 ? Effect.void : Effect.forEach(
+        admitted,
+        (turn) => Deferred.succeed(turn, undefined),
+        { discard: true },
+      );
+    });
 
-    const leave = Ref.update(state, (current) => ({
-      ...current,
-      inside: current.inside - 1,
-    })).pipe(Effect.zipRight(admitWaiting));
+    const leave = Effect.suspend(() => {
+      inside--;
+      return admitWaiting;
+    });
 
     /** Uninterruptible but for the wait itself, so no place is ever lost. */
     const enter = (restore: Restore) =>
-      Effect.gen(function* () {
-        const allowed = yield* width;
-        const turn = yield* Deferred.make<void>();
-        const entered = yield* Ref.modify(state, (current) =>
-          current.waiting.length === 0 && current.inside < allowed
-            ? [true, { ...current, inside: current.inside + 1 }] as const
-            : [false, {
-              ...current,
-              waiting: [...current.waiting, turn],
-            }] as const);
-        if (entered) {
-          return;
+      Effect.flatMap(width, (allowed) => {
+        if (head === waiting.length && inside < allowed) {
+          inside++;
+          return Effect.void;
         }
-        yield* restore(Deferred.await(turn)).pipe(
-          Effect.onInterrupt(() =>
-            Ref.modify(state, (current) =>
-              current.waiting.includes(turn)
-                ? [false, {
-                  ...current,
-                  waiting: current.waiting.filter((other) => other !== turn),
-                }] as const
-                : [true, current] as const).pipe(
-                // Admitted just as it gave up: its place goes to the next.
-                Effect.flatMap((admitted) =>
-                  admitted ? leave : Effect.void
-                ),
-              )
-          ),
-        );
+        return Effect.flatMap(Deferred.make<void>(), (turn) => {
+          waiting.push(turn);
+          return restore(Deferred.await(turn)).pipe(
+            Effect.onInterrupt(() =>
+              Effect.suspend(() => {
+                const index = waiting.indexOf(turn, head);
+                if (index === -1) {
+                  // Admitted just as it gave up: its place goes to the next.
+                  return leave;
+                }
+                waiting.splice(index, 1);
+                return Effect.void;
+              })
+            ),
+          );
+        });
       });
 
     return {
@@ -190,7 +180,6 @@ export const makeAdaptiveGate = (
             ),
           )
         ),
-      inside: Effect.map(Ref.get(state), (current) =>
-        current.inside),
+      inside: Effect.sync(() => inside),
     };
   });
