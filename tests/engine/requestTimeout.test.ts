@@ -76,61 +76,47 @@ const send = (url: string, options: Partial<GuardOptions> = {}) =>
       }),
   ).pipe(Effect.provide(FetchHttpClient.layer));
 
-const timedOutAfter = async (url: string) => {
-  const answer = await Effect.runPromise(
-    Effect.either(send(url, { timeout: Duration.millis(200) })),
-  );
-  assert.ok(Either.isLeft(answer), "no answer was expected");
-  assert.equal(answer.left._tag, "TimedOut");
-};
-
-Deno.test("the timeout fires while the headers are awaited, and the connection is dropped", async () => {
-  const server = stallingServer("", [], complete('{"user":{}}'));
-  try {
-    await timedOutAfter(server.url);
-    assert.equal(await server.letGo, "client");
-  } finally {
-    server.close();
-  }
-});
-
-Deno.test("the timeout fires while a body of declared length stalls, and the connection is dropped", async () => {
-  const server = stallingServer(
+/** Where an answer stalls: what the server sends first, and the rest. */
+type Stall = readonly [string, ReadonlyArray<string>, string];
+const stalls: Readonly<Record<string, Stall>> = {
+  "the headers are awaited": ["", [], complete('{"user":{}}')],
+  "a body of declared length stalls": [
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n",
     ['{"user":'],
     "{}}",
-  );
-  try {
-    await timedOutAfter(server.url);
-    assert.equal(await server.letGo, "client");
-  } finally {
-    server.close();
-  }
-});
-
-Deno.test("the timeout fires while a chunked body stalls, and the connection is dropped", async () => {
-  const server = stallingServer(
+  ],
+  "a chunked body stalls": [
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
     ['8\r\n{"user":\r\n'],
     "3\r\n{}}\r\n0\r\n\r\n",
-  );
-  try {
-    await timedOutAfter(server.url);
-    assert.equal(await server.letGo, "client");
-  } finally {
-    server.close();
-  }
-});
+  ],
+} as const;
+
+for (const [when, [head, parts, rest]] of Object.entries(stalls)) {
+  Deno.test(`the timeout fires while ${when}, and the connection is dropped`, async () => {
+    const server = stallingServer(head, parts, rest);
+    try {
+      const answer = await Effect.runPromise(
+        Effect.either(send(server.url, { timeout: Duration.millis(200) })),
+      );
+      assert.ok(Either.isLeft(answer), "no answer was expected");
+      assert.equal(answer.left._tag, "TimedOut");
+      assert.equal(await server.letGo, "client");
+    } finally {
+      server.close();
+    }
+  });
+}
 
 Deno.test("a request whose fiber is interrupted is aborted: the server sees the connection go", async () => {
   for (const stallAt of ["headers", "body"] as const) {
-    const server = stallAt === "headers"
-      ? stallingServer("", [], complete('{"user":{}}'))
-      : stallingServer(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n",
-        ['{"user":'],
-        "{}}",
-      );
+    const server = stallingServer(
+      ...stalls[
+        stallAt === "headers"
+          ? "the headers are awaited"
+          : "a body of declared length stalls"
+      ],
+    );
     try {
       await Effect.runPromise(Effect.gen(function* () {
         // A long timeout: only the interruption can end this request.
