@@ -10,7 +10,11 @@ import {
   sendGuarded,
   sendGuardedWith,
 } from "../http/guarded.ts";
-import type { MoodleClientOptions, MoodleConfig } from "./config.ts";
+import {
+  type MoodleClientOptions,
+  type MoodleConfig,
+  recordLimitBytes,
+} from "./config.ts";
 import {
   apiError,
   guardFailure,
@@ -21,6 +25,7 @@ import {
   type MoodleSite,
   MoodleTransportError,
   notJson,
+  recordTooLarge,
   unexpectedShape,
 } from "./errors.ts";
 import {
@@ -32,7 +37,11 @@ import {
   toMoodleRecord,
 } from "./records.ts";
 import { type MoodleRecord, MoodleWarning } from "./schema.ts";
-import { type SplitAnswer, splitUsersAnswer } from "./streamUsers.ts";
+import {
+  type RecordTooLarge,
+  type SplitAnswer,
+  splitUsersAnswer,
+} from "./streamUsers.ts";
 
 export type { MoodleError } from "./errors.ts";
 
@@ -279,11 +288,14 @@ const makeMoodle = (
           { maxBytes: maxAnswerBytes, timeout },
           (response): Effect.Effect<
             UsersAnswer,
-            AnswerTooLarge | HttpClientError.ResponseError
+            AnswerTooLarge | RecordTooLarge | HttpClientError.ResponseError
           > =>
             response.status >= 200 && response.status < 300
               ? Effect.map(
-                splitUsersAnswer(response, maxAnswerBytes, onRecord),
+                splitUsersAnswer(response, {
+                  answerBytes: maxAnswerBytes,
+                  recordBytes: recordLimitBytes(maxAnswerBytes),
+                }, onRecord),
                 (split) => ({ _tag: "Split", split, kept } as const),
               )
               : Effect.map(
@@ -293,7 +305,9 @@ const makeMoodle = (
               ),
         ).pipe(
           Effect.mapError((failure) =>
-            guardFailure(site, usersFunction, failure)
+            failure._tag === "RecordTooLarge"
+              ? recordTooLarge(site, usersFunction, failure, maxAnswerBytes)
+              : guardFailure(site, usersFunction, failure)
           ),
           Effect.flatMap((answer) =>
             answer._tag === "Failed"

@@ -21,6 +21,19 @@ export interface MoodleClientOptions {
  */
 const defaultMoodleAnswerMegabytes = 1024;
 
+const megabyte = 1024 * 1024;
+
+/**
+ * The most one user record may take while the list is read; only one is
+ * held at a time. Moodle's fields have short limits (100 characters for a
+ * username or a name) but for the description, a text of any length: with
+ * images or documents pasted in as data it can reach megabytes. 16 MB, or
+ * 1/64 of the answer's limit when that is more, so the one setting raises
+ * both.
+ */
+export const recordLimitBytes = (maxAnswerBytes: number): number =>
+  Math.max(16 * megabyte, Math.floor(maxAnswerBytes / 64));
+
 export const defaultMoodleClientOptions: MoodleClientOptions = {
   // The all-users call is one unpaged reply: thousands of users with their
   // HTML descriptions take a while for Moodle to build and send.

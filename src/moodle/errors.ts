@@ -10,6 +10,7 @@ import {
   transportDetail,
 } from "../http/guarded.ts";
 import { MoodleException } from "./schema.ts";
+import type { OversizedRecord } from "./streamUsers.ts";
 
 /** Moodle answered with an exception (HTTP 200 and an `exception` key). */
 export class MoodleApiError extends Data.TaggedError("MoodleApiError")<{
@@ -42,6 +43,14 @@ export class MoodleAnswerTooLarge extends Data.TaggedError(
   "MoodleAnswerTooLarge",
 )<{ readonly message: string }> {}
 
+/**
+ * One user record in the list passed the most one record may take: reading
+ * stopped there, so no record is held without bound.
+ */
+export class MoodleRecordTooLarge extends Data.TaggedError(
+  "MoodleRecordTooLarge",
+)<{ readonly message: string }> {}
+
 /** Moodle's answer was not the JSON this function returns. */
 export class MoodleDecodeError extends Data.TaggedError("MoodleDecodeError")<{
   readonly message: string;
@@ -53,7 +62,8 @@ export type MoodleError =
   | MoodleTransportError
   | MoodleDecodeError
   | MoodleRedirected
-  | MoodleAnswerTooLarge;
+  | MoodleAnswerTooLarge
+  | MoodleRecordTooLarge;
 
 /** A 5xx, a timeout or a broken connection: worth another try. */
 export const isRetriable = (error: MoodleError): boolean =>
@@ -228,6 +238,42 @@ const redirected = (
   return new MoodleRedirected({
     message:
       `Moodle at ${endpoint} answered ${wsfunction} with ${what}. A misconfigured moodle.endpoint is the usual cause (http:// for an https:// site, www. or not, a wrong path): set it to the site's own https://<site>/webservice/rest/server.php.`,
+  });
+};
+
+const ordinal = (n: number): string => {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13
+    ? "th"
+    : ["th", "st", "nd", "rd"][n % 10] ?? "th";
+  return `${n.toLocaleString("en-US")}${suffix}`;
+};
+
+/** A user record too large to hold, named as far as its start shows. */
+export const recordTooLarge = (
+  site: MoodleSite,
+  wsfunction: string,
+  record: OversizedRecord,
+  maxAnswerBytes: number,
+) => {
+  const position = `the ${ordinal(record.index + 1)} record, starting at byte ${
+    record.offset.toLocaleString("en-US")
+  } of the answer`;
+  const who = record.id === undefined
+    ? `a user record whose id could not be read (${position})`
+    : `the record of Moodle user id ${record.id}${
+      record.username === undefined ? "" : ` ("${site.scrub(record.username)}")`
+    } (${position})`;
+  const fix = record.id === undefined
+    ? "check that moodle.endpoint points at Moodle itself, and ask the Moodle administrator which user holds such a profile"
+    : `shorten that user's description in Moodle (Site administration > Users > Browse list of users, the user with id ${record.id}, Edit profile): a description usually grows that large with images or documents pasted into it`;
+  return new MoodleRecordTooLarge({
+    message:
+      `Moodle at ${site.host} sent, for ${wsfunction}, ${who} larger than ${
+        describeBytes(record.limitBytes)
+      }; reading stopped there and nothing was synced. To fix it, ${fix}. If records that large are expected, raise moodle.maxResponseMegabytes (now ${
+        Math.round(maxAnswerBytes / 1024 / 1024)
+      }): one record may take 1/64 of it, and never less than 16 MB.`,
   });
 };
 

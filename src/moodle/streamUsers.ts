@@ -10,8 +10,51 @@
  */
 import type * as HttpClientError from "@effect/platform/HttpClientError";
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse";
-import { Effect } from "effect";
+import { Data, Effect } from "effect";
 import { type AnswerTooLarge, forEachChunkCapped } from "../http/guarded.ts";
+
+/** Where a record too large to hold lies, and whose it is if that shows. */
+export interface OversizedRecord {
+  readonly limitBytes: number;
+  /** 0 for the array's first record. */
+  readonly index: number;
+  /** Of the record's first byte in the answer. */
+  readonly offset: number;
+  readonly id: number | undefined;
+  readonly username: string | undefined;
+}
+
+/** One record of the users array passed `limitBytes`: reading stopped. */
+export class RecordTooLarge extends Data.TaggedError("RecordTooLarge")<
+  OversizedRecord
+> {}
+
+/** Enough of a record's start to find its id and username. */
+const identityBytes = 4096;
+
+/**
+ * The id and username at the start of a record cut short. Moodle writes
+ * `id` first and `username` soon after; a value not found is undefined.
+ */
+const identifyRecord = (
+  start: string,
+): {
+  readonly id: number | undefined;
+  readonly username: string | undefined;
+} => {
+  const id = /^\s*\{\s*"id"\s*:\s*(\d{1,15})\s*[,}]/.exec(start)?.[1];
+  const quoted = /"username"\s*:\s*("(?:[^"\\]|\\.){0,400}")/.exec(start)?.[1];
+  let username: string | undefined;
+  try {
+    const parsed: unknown = quoted === undefined
+      ? undefined
+      : JSON.parse(quoted);
+    if (typeof parsed === "string") username = parsed;
+  } catch {
+    // Not a JSON string after all: unnamed.
+  }
+  return { id: id === undefined ? undefined : Number(id), username };
+};
 
 /** Bytes that matter to the structure: JSON's structural bytes are ASCII. */
 const quote = 0x22;
@@ -62,6 +105,7 @@ const concat = (parts: ReadonlyArray<Uint8Array>, size: number) => {
  */
 export class UsersArraySplitter {
   readonly #onRecord: (record: unknown) => void;
+  readonly #maxRecordBytes: number;
   readonly #decoder = new TextDecoder();
   #rest: Uint8Array[] = [];
   #restSize = 0;
@@ -83,12 +127,33 @@ export class UsersArraySplitter {
   #elementDepth = 0;
   #element: Uint8Array[] = [];
   #elementSize = 0;
+  /** Where the current element started in the answer. */
+  #elementOffset = 0;
+  /** Elements closed so far. */
+  #records = 0;
+  #oversized: OversizedRecord | undefined;
 
-  constructor(onRecord: (record: unknown) => void) {
+  /**
+   * `maxRecordBytes` bounds the one record held at a time: past it, nothing
+   * more is read (see `oversized`).
+   */
+  constructor(
+    onRecord: (record: unknown) => void,
+    maxRecordBytes = Number.POSITIVE_INFINITY,
+  ) {
     this.#onRecord = onRecord;
+    this.#maxRecordBytes = maxRecordBytes;
   }
 
+  /** The record that passed the limit, once one has: the rest is ignored. */
+  get oversized(): OversizedRecord | undefined {
+    return this.#oversized;
+  }
+
+  /** `chunk` is not kept: what must outlive this call is copied. */
   push(chunk: Uint8Array): void {
+    if (this.#oversized !== undefined) return;
+    const chunkOffset = this.#bytes;
     this.#bytes += chunk.byteLength;
     if (this.#headSize < headBytes) {
       const part = chunk.slice(0, headBytes - this.#headSize);
@@ -111,7 +176,8 @@ export class UsersArraySplitter {
           this.#elementDepth === 0 && (byte === comma || byte === closeBracket)
         ) {
           if (this.#elementOpen) {
-            this.#addToElement(chunk, from, at);
+            this.#addToElement(chunk, from, at, false);
+            if (this.#oversized !== undefined) return;
             this.#closeElement();
           } else if (byte === comma || this.#needElement) {
             this.#wellFormed = false;
@@ -130,6 +196,7 @@ export class UsersArraySplitter {
         if (isSpace(byte)) continue;
         if (!this.#elementOpen) {
           this.#elementOpen = true;
+          this.#elementOffset = chunkOffset + at;
           from = at;
         }
         if (byte === quote) this.#inString = true;
@@ -161,7 +228,10 @@ export class UsersArraySplitter {
       }
     }
     if (!this.#inArray) this.#keep(chunk, from, chunk.length);
-    else if (this.#elementOpen) this.#addToElement(chunk, from, chunk.length);
+    else if (this.#elementOpen) {
+      // The record goes on in the next chunk: this one's part is copied.
+      this.#addToElement(chunk, from, chunk.length, true);
+    }
   }
 
   /** The answer ended: what surrounds the array, and whether it all parsed. */
@@ -175,13 +245,35 @@ export class UsersArraySplitter {
     };
   }
 
-  #addToElement(chunk: Uint8Array, from: number, to: number): void {
+  /**
+   * A record that ends in this chunk is parsed from a view of it: copies of
+   * a whole answer's worth of records would be garbage the collector frees
+   * late (the process grew by a quarter of a gigabyte). Only a record's
+   * part that must wait for the next chunk is copied.
+   */
+  #addToElement(
+    chunk: Uint8Array,
+    from: number,
+    to: number,
+    copy: boolean,
+  ): void {
     if (to <= from) return;
-    // A view, not a copy: it lives only until the record is parsed, and
-    // copies of a whole answer's worth of records would be garbage the
-    // collector frees late (the process grew by a quarter of a gigabyte).
-    this.#element.push(chunk.subarray(from, to));
+    this.#element.push(copy ? chunk.slice(from, to) : chunk.subarray(from, to));
     this.#elementSize += to - from;
+    if (this.#elementSize > this.#maxRecordBytes) {
+      const start = concat(this.#element, this.#elementSize).subarray(
+        0,
+        identityBytes,
+      );
+      this.#oversized = {
+        limitBytes: this.#maxRecordBytes,
+        index: this.#records,
+        offset: this.#elementOffset,
+        ...identifyRecord(this.#decoder.decode(start)),
+      };
+      this.#element = [];
+      this.#elementSize = 0;
+    }
   }
 
   #closeElement(): void {
@@ -192,6 +284,7 @@ export class UsersArraySplitter {
     );
     this.#element = [];
     this.#elementSize = 0;
+    this.#records++;
     let record: unknown;
     try {
       record = JSON.parse(text);
@@ -226,18 +319,29 @@ export class UsersArraySplitter {
 
 /**
  * Reads `response`'s body through a splitter, counting bytes as they arrive:
- * past `maxBytes` reading stops with AnswerTooLarge, as for any answer.
+ * past `limits.answerBytes` reading stops with AnswerTooLarge, as for any
+ * answer, and with RecordTooLarge when one record passes `limits.recordBytes`.
  */
 export const splitUsersAnswer = (
   response: HttpClientResponse.HttpClientResponse,
-  maxBytes: number,
+  limits: { readonly answerBytes: number; readonly recordBytes: number },
   onRecord: (record: unknown) => void,
-): Effect.Effect<SplitAnswer, AnswerTooLarge | HttpClientError.ResponseError> =>
+): Effect.Effect<
+  SplitAnswer,
+  AnswerTooLarge | RecordTooLarge | HttpClientError.ResponseError
+> =>
   Effect.suspend(() => {
-    const splitter = new UsersArraySplitter(onRecord);
+    const splitter = new UsersArraySplitter(onRecord, limits.recordBytes);
     return forEachChunkCapped(
       response,
-      maxBytes,
-      (chunk) => splitter.push(chunk),
+      limits.answerBytes,
+      (chunk) =>
+        Effect.suspend(() => {
+          splitter.push(chunk);
+          const { oversized } = splitter;
+          return oversized === undefined
+            ? Effect.void
+            : Effect.fail(new RecordTooLarge(oversized));
+        }),
     ).pipe(Effect.map(() => splitter.finish()));
   });
