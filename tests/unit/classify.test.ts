@@ -6,7 +6,7 @@ import { classify, type ClassifyRules } from "../../src/sync/classify.ts";
 const user = (username: string, normalized = username.toLowerCase()) =>
   ({
     _tag: "User",
-    user: { id: 7, fullname: "Ana", username },
+    user: { id: 7, username },
     username,
     normalized,
     desired: { name: "Ana", location: "", bio: "", email: "a@x.org" },

@@ -10,7 +10,7 @@ import { describeUser } from "../../src/report/console.ts";
 
 const ana: UserCandidate = {
   _tag: "User",
-  user: { id: 42, fullname: "Ana García", username: "Ana.Garcia" },
+  user: { id: 42, username: "Ana.Garcia" },
   username: "Ana.Garcia",
   normalized: "ana.garcia",
   desired: {
