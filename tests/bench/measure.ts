@@ -5,6 +5,8 @@
 // it (CI images often lack it) the child's /proc entries are polled every
 // 100 ms: VmHWM for the peak, utime + stime from /proc/<pid>/stat for CPU.
 
+import { v8HeapFlag } from "../../src/permissions.ts";
+
 const mainModule = new URL("../../src/main.ts", import.meta.url).pathname;
 
 export interface Measured {
@@ -103,6 +105,8 @@ export const runMeasuredCli = async (
 ): Promise<Measured> => {
   const denoArgs = [
     "run",
+    // The heap as the launchers set it (deno task sync, the binary).
+    v8HeapFlag,
     // The doubles are all it may reach: nothing leaves the machine.
     "--allow-net=127.0.0.1",
     "--allow-read",
