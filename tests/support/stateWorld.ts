@@ -17,7 +17,7 @@ import {
   type Spawned,
   writeSettings,
 } from "./cli.ts";
-import { worldCredentials } from "./world.ts";
+import { worldCredentials, worldRateLimit } from "./world.ts";
 import { readAll } from "./state.ts";
 import type { StoredUser } from "../../src/state/Store.ts";
 
@@ -83,11 +83,7 @@ export const withStateWorld = async (
     apiKey: worldCredentials.discourseKey,
     apiUser: "system",
     users: options.forumUsers,
-    rateLimit: {
-      adminPerMinute: 6000,
-      ipPer10Seconds: 6000,
-      ipPerMinute: 6000,
-    },
+    rateLimit: worldRateLimit,
   });
   const dir = await Deno.makeTempDir({ prefix: "sync-state-" });
   try {

@@ -269,6 +269,13 @@ export interface World {
   readonly spawn: (args: ReadonlyArray<string>) => Spawned;
 }
 
+/** Limits high enough that a test's few requests never meet them. */
+export const worldRateLimit = {
+  adminPerMinute: 6000,
+  ipPer10Seconds: 6000,
+  ipPerMinute: 6000,
+};
+
 export const worldCredentials = {
   moodleToken: "moodle-token-3f9a",
   discourseKey: "discourse-key-77c1",
@@ -302,11 +309,7 @@ export const withWorld = async (
     apiKey: worldCredentials.discourseKey,
     apiUser: "system",
     users: options.forumUsers,
-    rateLimit: {
-      adminPerMinute: 6000,
-      ipPer10Seconds: 6000,
-      ipPerMinute: 6000,
-    },
+    rateLimit: worldRateLimit,
     ...options.discourse,
   };
   const discourse = await startFakeDiscourse(discourseScenario);
